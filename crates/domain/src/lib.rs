@@ -5,6 +5,7 @@
 //! and the authorization sidecar indexes them.
 
 pub mod change;
+pub mod command;
 pub mod error;
 pub mod ids;
 pub mod model;

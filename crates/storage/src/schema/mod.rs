@@ -1,0 +1,4 @@
+//! The database schema: migrations and the sea-orm entities of the tables.
+
+pub(crate) mod migrations;
+pub(crate) mod tables;
