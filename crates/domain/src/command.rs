@@ -415,6 +415,35 @@ pub struct SetTeamParent {
     pub etag: Option<Etag>,
 }
 
+/// Gives a team an organization role, or takes it away with `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetTeamRole {
+    pub team_id: TeamId,
+    pub role: Option<MemberRole>,
+    pub etag: Option<Etag>,
+}
+
+impl SetTeamRole {
+    /// Only administrator and collaborator can be given to a team: owners
+    /// stay personal because each is a legal representative, and external
+    /// is the role of people outside the organization.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self.role {
+            None | Some(MemberRole::Administrator | MemberRole::Collaborator) => Ok(()),
+            Some(MemberRole::Owner) => Err(ValidationError::new(
+                "role",
+                MemberRole::Owner.as_str(),
+                "the owner role cannot be given to a team; make each owner a member with role owner",
+            )),
+            Some(MemberRole::External) => Err(ValidationError::new(
+                "role",
+                MemberRole::External.as_str(),
+                "a team can be given administrator or collaborator, not external",
+            )),
+        }
+    }
+}
+
 /// Adds users to a team, or updates the expiry of existing members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddTeamMembers {
@@ -750,6 +779,37 @@ mod tests {
         };
         let error = team.validate().unwrap_err();
         assert_eq!(error.field, "leader_user_ids[0]");
+    }
+
+    #[test]
+    fn team_role_owner_is_rejected() {
+        let command = SetTeamRole {
+            team_id: TeamId::generate(),
+            role: Some(MemberRole::Owner),
+            etag: None,
+        };
+        let error = command.validate().unwrap_err();
+        assert_eq!(error.field, "role");
+    }
+
+    #[test]
+    fn team_role_external_is_rejected() {
+        let command = SetTeamRole {
+            team_id: TeamId::generate(),
+            role: Some(MemberRole::External),
+            etag: None,
+        };
+        assert!(command.validate().is_err());
+    }
+
+    #[test]
+    fn team_role_administrator_is_valid() {
+        let command = SetTeamRole {
+            team_id: TeamId::generate(),
+            role: Some(MemberRole::Administrator),
+            etag: None,
+        };
+        assert_eq!(command.validate(), Ok(()));
     }
 
     #[test]

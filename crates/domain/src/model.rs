@@ -119,6 +119,11 @@ pub struct Team {
     pub parent_team_id: Option<TeamId>,
     /// Sorted, without duplicates. Every leader is a member of the team.
     pub leader_user_ids: Vec<UserId>,
+    /// The organization role (administrator or collaborator, never owner or
+    /// external) that every active member of the team and of its descendant
+    /// teams holds through an unexpired membership; `None` for none.
+    #[serde(default)]
+    pub organization_role: Option<MemberRole>,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub version: i64,

@@ -14,7 +14,8 @@ pub struct IdempotencyKey {
     pub fingerprint: Vec<u8>,
 }
 
-/// Request metadata that every write records in its change-log batch.
+/// Request metadata that every write records in its change-log batch and
+/// audit events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
     /// The user or service making the change; `None` for a system action.
@@ -23,6 +24,10 @@ pub struct RequestContext {
     /// W3C trace context of the request.
     pub traceparent: Option<String>,
     pub idempotency: Option<IdempotencyKey>,
+    /// The RPC method of the request, for example
+    /// `/workteams.directory.v1.DirectoryService/CreateTeam`; `None` for a
+    /// system action. Audit events record it and can be filtered by it.
+    pub method: Option<String>,
 }
 
 impl RequestContext {

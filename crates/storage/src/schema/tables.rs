@@ -89,6 +89,9 @@ pub(crate) mod teams {
         pub description: String,
         pub color: String,
         pub parent_team_id: Option<String>,
+        /// The role every active member of the team and of its descendants
+        /// holds: `administrator`, `collaborator` or NULL.
+        pub organization_role: Option<String>,
         pub create_time_us: i64,
         pub update_time_us: i64,
         pub version: i64,
@@ -315,6 +318,39 @@ pub(crate) mod changes {
         pub position: i32,
         pub organization_id: Option<String>,
         pub payload: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One row per entity a write changed, kept apart from the change log so
+/// that purging the log keeps the audit trail.
+pub(crate) mod audit_events {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub revision: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub position: i32,
+        pub organization_id: Option<String>,
+        pub actor: Option<String>,
+        pub request_id: Option<String>,
+        pub traceparent: Option<String>,
+        pub method: Option<String>,
+        pub operation: String,
+        pub entity_kind: String,
+        pub entity_id: String,
+        /// JSON of the `Entity` before the write; NULL for a creation.
+        pub before_state: Option<String>,
+        /// JSON of the `Entity` after the write; NULL for a removal.
+        pub after_state: Option<String>,
+        pub event_time_us: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

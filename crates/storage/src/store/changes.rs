@@ -118,7 +118,7 @@ impl Store {
     /// set, nothing is deleted.
     pub async fn purge_change_log(&self, policy: RetentionPolicy) -> Result<PurgeOutcome, StoreError> {
         let tx = match self.begin_write::<()>(&RequestContext::system(), "purge_change_log").await? {
-            super::Begun::Started(transaction) => transaction,
+            super::Begun::Started(transaction) => *transaction,
             super::Begun::Replayed(_) => return Err(StoreError::corrupt("a purge cannot be replayed")),
         };
         let backend = tx.db().get_database_backend();

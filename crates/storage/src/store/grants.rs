@@ -6,7 +6,7 @@ use sea_orm::sea_query::{Condition, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use workteams_domain::command::{BatchSetGrants, GrantChange, GrantSpec};
 use workteams_domain::{
-    Entity, EntityKey, Grant, GrantKey, OrganizationId, Resource, ResourceId, ResourceTypeRegistry, Subject, TeamId,
+    Entity, Grant, GrantKey, OrganizationId, Resource, ResourceId, ResourceTypeRegistry, Subject, TeamId,
     UserId,
 };
 
@@ -250,8 +250,8 @@ pub(crate) async fn apply_grant_changes(
                 if unchanged {
                     applied.set.push(current.cloned().unwrap_or(grant));
                 } else {
-                    existing.insert(key, grant.clone());
-                    upserts.push(grant.clone());
+                    let before = existing.insert(key, grant.clone());
+                    upserts.push((before, grant.clone()));
                     applied.set.push(grant);
                 }
             }
@@ -267,9 +267,11 @@ pub(crate) async fn apply_grant_changes(
     Ok(applied)
 }
 
-async fn upsert_grants(tx: &mut WriteTransaction, upserts: Vec<Grant>) -> Result<(), StoreError> {
+/// Writes new and changed grants, each with its earlier state (`None` for a
+/// new grant).
+async fn upsert_grants(tx: &mut WriteTransaction, upserts: Vec<(Option<Grant>, Grant)>) -> Result<(), StoreError> {
     for chunk in upserts.chunks(GRANT_ROWS_PER_UPSERT) {
-        let rows = chunk.iter().map(rows::grant_row).collect::<Result<Vec<_>, _>>()?;
+        let rows = chunk.iter().map(|(_, grant)| rows::grant_row(grant)).collect::<Result<Vec<_>, _>>()?;
         grants::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::columns([
@@ -289,8 +291,11 @@ async fn upsert_grants(tx: &mut WriteTransaction, upserts: Vec<Grant>) -> Result
             .exec_without_returning(tx.db())
             .await?;
     }
-    for grant in upserts {
-        tx.upserted(Entity::Grant(grant));
+    for (before, grant) in upserts {
+        match before {
+            Some(before) => tx.updated(&Entity::Grant(before), Entity::Grant(grant)),
+            None => tx.created(Entity::Grant(grant)),
+        }
     }
     Ok(())
 }
@@ -301,7 +306,7 @@ pub(crate) async fn delete_grant(tx: &mut WriteTransaction, grant: &Grant) -> Re
     grants::Entity::delete_by_id((grant.resource_id.to_string(), kind.to_owned(), id))
         .exec(tx.db())
         .await?;
-    tx.deleted(EntityKey::Grant(grant.key()), Some(grant.organization_id));
+    tx.removed(&Entity::Grant(grant.clone()));
     Ok(())
 }
 

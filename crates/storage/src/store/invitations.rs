@@ -89,7 +89,7 @@ impl Store {
                 .exec_without_returning(tx.db())
                 .await?;
         }
-        tx.upserted(Entity::Invitation(invitation.clone()));
+        tx.created(Entity::Invitation(invitation.clone()));
 
         tx.commit(self, invitation).await
     }
@@ -184,10 +184,10 @@ impl Store {
             state: InvitationState::Accepted,
             accepted_user_id: Some(user.id),
             accept_time: Some(now),
-            ..invitation
+            ..invitation.clone()
         };
         rows::invitation_row(&accepted).update(tx.db()).await?;
-        tx.upserted(Entity::Invitation(accepted.clone()));
+        tx.updated(&Entity::Invitation(invitation), Entity::Invitation(accepted.clone()));
 
         let result = AcceptedInvitation {
             invitation: accepted,
@@ -216,10 +216,10 @@ impl Store {
 
         let revoked = Invitation {
             state: InvitationState::Revoked,
-            ..invitation
+            ..invitation.clone()
         };
         rows::invitation_row(&revoked).update(tx.db()).await?;
-        tx.upserted(Entity::Invitation(revoked.clone()));
+        tx.updated(&Entity::Invitation(invitation), Entity::Invitation(revoked.clone()));
         tx.commit(self, revoked).await
     }
 

@@ -1,8 +1,8 @@
 //! Organization members.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use workteams_domain::command::{BatchAddMembers, MemberSpec, MemberUpdate, NewMember};
-use workteams_domain::{Entity, EntityKey, Member, OrganizationId, UserId};
+use workteams_domain::{Entity, Member, MemberRole, MemberStatus, OrganizationId, UserId};
 
 use super::write::{WriteTransaction, begin_write};
 use super::{Store, lookup, rows};
@@ -44,7 +44,9 @@ impl Store {
     /// request order.
     ///
     /// Errors: `Validation`; `NotFound` on `organization_id` or
-    /// `members[i].user_id`.
+    /// `members[i].user_id`; `FailedPrecondition` on `members[i].role` or
+    /// `members[i].status` when the batch would leave the organization
+    /// without an active owner.
     pub async fn batch_add_members(
         &self,
         context: &RequestContext,
@@ -63,16 +65,31 @@ impl Store {
         let existing = lookup::members_among(tx.db(), organization_id, specs.iter().map(|spec| spec.user_id)).await?;
 
         let mut result = Vec::with_capacity(specs.len());
+        let mut first_lost_owner = None;
         for (index, spec) in specs.iter().enumerate() {
             let user = users
                 .get(&spec.user_id)
                 .cloned()
                 .ok_or_else(|| StoreError::not_found("user", format!("members[{index}].user_id"), spec.user_id))?;
             let member = match existing.get(&spec.user_id) {
-                Some(current) => set_role_and_status(&mut tx, current, Some(spec.role), Some(spec.status)).await?,
+                Some(current) => {
+                    let updated = set_role_and_status(&mut tx, current, Some(spec.role), Some(spec.status)).await?;
+                    if first_lost_owner.is_none()
+                        && let Some(field) = lost_ownership_field(current, &updated)
+                    {
+                        first_lost_owner = Some((format!("members[{index}].{field}"), updated.user_id));
+                    }
+                    updated
+                }
                 None => insert_member(&mut tx, organization_id, spec).await?,
             };
             result.push(MemberWithUser { member, user });
+        }
+
+        // Counted after the writes, so an owner added or promoted in the
+        // same batch keeps the organization owned.
+        if let Some((field, user_id)) = first_lost_owner {
+            check_owner_remains(&tx, organization_id, field, user_id).await?;
         }
 
         tx.commit(self, result).await
@@ -92,7 +109,9 @@ impl Store {
         Ok(MemberWithUser { member, user })
     }
 
-    /// Errors: `NotFound` on `user_id`; `Aborted`.
+    /// Errors: `NotFound` on `user_id`; `Aborted`. `FailedPrecondition` on
+    /// `role` or `status` when the update demotes or suspends the
+    /// organization's last active owner.
     pub async fn update_member(
         &self,
         context: &RequestContext,
@@ -114,6 +133,9 @@ impl Store {
         lookup::check_etag(etag, current.version, "organization member")?;
         let user = lookup::user(tx.db(), user_id, "user_id").await?;
         let member = set_role_and_status(&mut tx, &current, role, status).await?;
+        if let Some(field) = lost_ownership_field(&current, &member) {
+            check_owner_remains(&tx, organization_id, field.to_owned(), user_id).await?;
+        }
 
         tx.commit(self, MemberWithUser { member, user }).await
     }
@@ -121,7 +143,8 @@ impl Store {
     /// Removes the member with their team memberships, leaderships and
     /// individual grants in the organization; the change log lists each.
     ///
-    /// Errors: `NotFound` on `user_id` (not a member).
+    /// Errors: `NotFound` on `user_id` (not a member); `FailedPrecondition`
+    /// on `user_id` when the member is the organization's last active owner.
     pub async fn remove_member(
         &self,
         context: &RequestContext,
@@ -133,6 +156,9 @@ impl Store {
         let member = lookup::member(tx.db(), organization_id, user_id)
             .await?
             .ok_or_else(|| StoreError::not_found("organization member", "user_id", user_id))?;
+        if is_active_owner(&member) && active_owner_count(&tx, organization_id).await? <= 1 {
+            return Err(last_owner_error("user_id".to_owned(), user_id, "removed"));
+        }
 
         let team_ids: Vec<String> = team_memberships::Entity::find()
             .filter(team_memberships::Column::OrganizationId.eq(organization_id.to_string()))
@@ -162,13 +188,7 @@ impl Store {
         members::Entity::delete_by_id((organization_id.to_string(), user_id.to_string()))
             .exec(tx.db())
             .await?;
-        tx.deleted(
-            EntityKey::Member {
-                organization_id,
-                user_id,
-            },
-            Some(member.organization_id),
-        );
+        tx.removed(&Entity::Member(member));
 
         tx.commit(self, ()).await
     }
@@ -228,7 +248,7 @@ pub(crate) async fn insert_member(
     members::Entity::insert(rows::member_row(&member))
         .exec_without_returning(tx.db())
         .await?;
-    tx.upserted(Entity::Member(member.clone()));
+    tx.created(Entity::Member(member.clone()));
     Ok(member)
 }
 
@@ -253,8 +273,63 @@ async fn set_role_and_status(
     updated.version += 1;
     updated.update_time = tx.now();
     rows::member_row(&updated).update(tx.db()).await?;
-    tx.upserted(Entity::Member(updated.clone()));
+    tx.updated(&Entity::Member(current.clone()), Entity::Member(updated.clone()));
     Ok(updated)
+}
+
+fn is_active_owner(member: &Member) -> bool {
+    member.role == MemberRole::Owner && member.status == MemberStatus::Active
+}
+
+/// Returns the field (`role` or `status`) of a change that makes an active
+/// owner stop being one, or `None` when the change keeps them one or they
+/// were not one.
+fn lost_ownership_field(before: &Member, after: &Member) -> Option<&'static str> {
+    if !is_active_owner(before) || is_active_owner(after) {
+        return None;
+    }
+    if after.role == MemberRole::Owner {
+        Some("status")
+    } else {
+        Some("role")
+    }
+}
+
+async fn active_owner_count(tx: &WriteTransaction, organization_id: OrganizationId) -> Result<u64, StoreError> {
+    let count = members::Entity::find()
+        .filter(members::Column::OrganizationId.eq(organization_id.to_string()))
+        .filter(members::Column::Role.eq(MemberRole::Owner.as_str()))
+        .filter(members::Column::Status.eq(MemberStatus::Active.as_str()))
+        .count(tx.db())
+        .await?;
+    Ok(count)
+}
+
+/// Fails with `FailedPrecondition` on `field` when the organization has no
+/// active owner left after `user_id` stopped being one. Writers hold the
+/// change-head lock, so no concurrent write can remove another owner
+/// between this count and the commit.
+async fn check_owner_remains(
+    tx: &WriteTransaction,
+    organization_id: OrganizationId,
+    field: String,
+    user_id: UserId,
+) -> Result<(), StoreError> {
+    if active_owner_count(tx, organization_id).await? == 0 {
+        let change = if field.ends_with("status") { "suspended" } else { "demoted" };
+        return Err(last_owner_error(field, user_id, change));
+    }
+    Ok(())
+}
+
+fn last_owner_error(field: String, user_id: UserId, change: &str) -> StoreError {
+    StoreError::precondition(
+        field,
+        format!(
+            "user {user_id} is the organization's last active owner and cannot be {change}; \
+             make another member an active owner first"
+        ),
+    )
 }
 
 /// Removes leadership rows for `user_ids` in a team, returning whether any

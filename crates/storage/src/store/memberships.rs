@@ -3,7 +3,7 @@
 use sea_orm::sea_query::Condition;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use workteams_domain::command::{AddTeamMembers, RemoveTeamMembers};
-use workteams_domain::{Entity, EntityKey, Membership, TeamId, UserId};
+use workteams_domain::{Entity, Membership, Team, TeamId, UserId};
 
 use super::time::{to_micros, truncate};
 use super::write::{WriteTransaction, begin_write};
@@ -67,7 +67,7 @@ impl Store {
                         ..current.clone()
                     };
                     rows::membership_row(&updated).update(tx.db()).await?;
-                    tx.upserted(Entity::Membership(updated.clone()));
+                    tx.updated(&Entity::Membership(current.clone()), Entity::Membership(updated.clone()));
                     updated
                 }
                 None => {
@@ -235,7 +235,7 @@ pub(crate) async fn insert_membership(tx: &mut WriteTransaction, membership: &Me
     team_memberships::Entity::insert(rows::membership_row(membership))
         .exec_without_returning(tx.db())
         .await?;
-    tx.upserted(Entity::Membership(membership.clone()));
+    tx.created(Entity::Membership(membership.clone()));
     Ok(())
 }
 
@@ -254,12 +254,18 @@ pub(crate) async fn remove_memberships(
     removed.sort();
     let removed_text: Vec<String> = removed.iter().map(ToString::to_string).collect();
 
+    let team = lookup::team(tx.db(), team_id, "team_id").await?;
     if super::members::delete_leader_rows(tx, team_id, &removed_text).await? {
-        let mut team = lookup::team(tx.db(), team_id, "team_id").await?;
-        team.version += 1;
-        team.update_time = tx.now();
-        rows::team_row(&team).update(tx.db()).await?;
-        tx.upserted(Entity::Team(team));
+        let led_by_others = Team {
+            leader_user_ids: team
+                .leader_user_ids
+                .iter()
+                .copied()
+                .filter(|leader| !existing.contains_key(leader))
+                .collect(),
+            ..team.clone()
+        };
+        super::teams::save_team(tx, &team, led_by_others).await?;
     }
 
     for chunk in removed_text.chunks(lookup::IN_LIST_CHUNK) {
@@ -270,8 +276,9 @@ pub(crate) async fn remove_memberships(
             .await?;
     }
     for user_id in removed {
-        let organization_id = existing.get(&user_id).map(|membership| membership.organization_id);
-        tx.deleted(EntityKey::Membership { team_id, user_id }, organization_id);
+        if let Some(membership) = existing.get(&user_id) {
+            tx.removed(&Entity::Membership(membership.clone()));
+        }
     }
     Ok(())
 }

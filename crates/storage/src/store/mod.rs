@@ -1,6 +1,7 @@
 //! The [`Store`]: connection, migrations, and the write transaction that
 //! every mutation goes through.
 
+pub(crate) mod audit;
 pub mod changes;
 pub(crate) mod grants;
 pub(crate) mod invitations;
@@ -10,6 +11,7 @@ pub(crate) mod memberships;
 mod organizations;
 mod resource_types;
 mod resources;
+mod roles;
 mod rows;
 pub mod snapshot;
 mod teams;
@@ -24,7 +26,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait, Statement};
-use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -32,7 +33,7 @@ use workteams_domain::{ConsistencyToken, ResourceTypeDef, ResourceTypeRegistry, 
 
 use crate::error::StoreError;
 use crate::page::PageCodec;
-use crate::schema::migrations::Migrator;
+use crate::schema::migrations;
 use crate::schema::tables::resource_types as resource_type_rows;
 
 pub(crate) use write::Begun;
@@ -157,9 +158,7 @@ impl Store {
         }
         let db = Database::connect(options).await?;
 
-        // NOTE: migrations take no cross-process lock, so replicas starting
-        // together on an empty database may race; start one first.
-        Migrator::up(&db, None).await?;
+        migrations::migrate(&db).await?;
 
         let (epoch, secret) = read_installation(&db).await?;
         let pages = PageCodec::new(&secret)?;

@@ -55,7 +55,7 @@ impl Store {
         organizations::Entity::insert(rows::organization_row(&organization)?)
             .exec_without_returning(tx.db())
             .await?;
-        tx.upserted(Entity::Organization(organization.clone()));
+        tx.created(Entity::Organization(organization.clone()));
 
         if let Some(owner) = owner_user_id {
             let member = Member {
@@ -70,7 +70,7 @@ impl Store {
             crate::schema::tables::members::Entity::insert(rows::member_row(&member))
                 .exec_without_returning(tx.db())
                 .await?;
-            tx.upserted(Entity::Member(member));
+            tx.created(Entity::Member(member));
         }
 
         tx.commit(self, organization).await
@@ -130,7 +130,7 @@ impl Store {
         updated.version += 1;
         updated.update_time = tx.now();
         rows::organization_row(&updated)?.update(tx.db()).await?;
-        tx.upserted(Entity::Organization(updated.clone()));
+        tx.updated(&Entity::Organization(current), Entity::Organization(updated.clone()));
         tx.commit(self, updated).await
     }
 

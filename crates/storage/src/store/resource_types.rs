@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use workteams_domain::{ConsistencyToken, Entity, EntityKey, ResourceTypeDef, ResourceTypeRegistry};
+use workteams_domain::{ConsistencyToken, Entity, ResourceTypeDef, ResourceTypeRegistry};
 
 use super::{Begun, Store};
 use crate::schema::tables::{resource_types, resources};
@@ -33,7 +33,7 @@ impl Store {
     ) -> Result<ConsistencyToken, StoreError> {
         let mut tx = match self.begin_write::<()>(context, "sync_resource_types").await? {
             Begun::Replayed(written) => return Ok(written.token),
-            Begun::Started(transaction) => transaction,
+            Begun::Started(transaction) => *transaction,
         };
 
         let stored: BTreeMap<String, ResourceTypeDef> = resource_types::Entity::find()
@@ -48,22 +48,24 @@ impl Store {
                 name: Set(definition.name.clone()),
                 definition: Set(serde_json::to_string(definition.as_ref())?),
             };
+            let stored_definition = Entity::ResourceType(definition.as_ref().clone());
             match stored.get(&definition.name) {
                 Some(current) if current == definition.as_ref() => continue,
-                Some(_) => {
+                Some(current) => {
                     // NOTE: existing grants are not checked against a changed
                     // definition; a removed permission stays in their names.
                     row.update(tx.db()).await?;
+                    tx.updated(&Entity::ResourceType(current.clone()), stored_definition);
                 }
                 None => {
                     resource_types::Entity::insert(row).exec_without_returning(tx.db()).await?;
+                    tx.created(stored_definition);
                 }
             }
             tracing::info!(resource_type = %definition.name, "resource type stored");
-            tx.upserted(Entity::ResourceType(definition.as_ref().clone()));
         }
 
-        for name in stored.keys().filter(|name| registry.get(name).is_none()) {
+        for (name, definition) in stored.iter().filter(|(name, _)| registry.get(name).is_none()) {
             let in_use = resources::Entity::find()
                 .filter(resources::Column::ResourceType.eq(name.as_str()))
                 .count(tx.db())
@@ -79,7 +81,7 @@ impl Store {
             }
             resource_types::Entity::delete_by_id(name.clone()).exec(tx.db()).await?;
             tracing::info!(resource_type = %name, "resource type removed");
-            tx.deleted(EntityKey::ResourceType(name.clone()), None);
+            tx.removed(&Entity::ResourceType(definition.clone()));
         }
 
         let written = tx.commit(self, ()).await?;

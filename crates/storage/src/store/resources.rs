@@ -3,7 +3,7 @@
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use workteams_domain::command::{BatchCreateResources, Etag, NewResource, ResourceLookup, ResourceParent, ResourceUpdate};
 use workteams_domain::text::fold;
-use workteams_domain::{Entity, EntityKey, OrganizationId, Resource, ResourceId, ResourceTypeDef, ResourceTypeRegistry};
+use workteams_domain::{Entity, OrganizationId, Resource, ResourceId, ResourceTypeDef, ResourceTypeRegistry};
 
 use super::write::{WriteTransaction, begin_write};
 use super::{Store, lookup, rows};
@@ -150,7 +150,7 @@ impl Store {
         rows::resource_row(&updated, external_id_key(&definition, &updated.external_id))
             .update(tx.db())
             .await?;
-        tx.upserted(Entity::Resource(updated.clone()));
+        tx.updated(&Entity::Resource(current), Entity::Resource(updated.clone()));
         tx.commit(self, updated).await
     }
 
@@ -191,7 +191,7 @@ impl Store {
         }
 
         resources::Entity::delete_by_id(id.to_string()).exec(tx.db()).await?;
-        tx.deleted(EntityKey::Resource(id), Some(resource.organization_id));
+        tx.removed(&Entity::Resource(resource));
 
         tx.commit(self, ()).await
     }
@@ -350,6 +350,6 @@ async fn insert_resource(
     resources::Entity::insert(rows::resource_row(&resource, key))
         .exec_without_returning(tx.db())
         .await?;
-    tx.upserted(Entity::Resource(resource.clone()));
+    tx.created(Entity::Resource(resource.clone()));
     Ok(resource)
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use workteams_domain::command::{Etag, GrantChange, GrantSpec, NewTeam, SetTeamLeaders, SetTeamParent, TeamUpdate};
-use workteams_domain::{Entity, EntityKey, Membership, Subject, Team, TeamId, UserId};
+use workteams_domain::{Entity, Invitation, Membership, Subject, Team, TeamId, UserId};
 
 use super::time::truncate;
 use super::write::{WriteTransaction, begin_write};
@@ -66,12 +66,13 @@ impl Store {
             color,
             parent_team_id,
             leader_user_ids: leaders,
+            organization_role: None,
             create_time: now,
             update_time: now,
             version: 1,
         };
         teams::Entity::insert(rows::team_row(&team)).exec_without_returning(tx.db()).await?;
-        tx.upserted(Entity::Team(team.clone()));
+        tx.created(Entity::Team(team.clone()));
 
         for member in members {
             let membership = Membership {
@@ -181,7 +182,7 @@ impl Store {
             return tx.commit(self, current).await;
         }
 
-        let updated = save_team(&mut tx, updated).await?;
+        let updated = save_team(&mut tx, &current, updated).await?;
         tx.commit(self, updated).await
     }
 
@@ -210,9 +211,9 @@ impl Store {
         for child in lookup::teams_with_leaders(tx.db(), children).await? {
             let moved = Team {
                 parent_team_id: team.parent_team_id,
-                ..child
+                ..child.clone()
             };
-            save_team(&mut tx, moved).await?;
+            save_team(&mut tx, &child, moved).await?;
         }
 
         team_leaders::Entity::delete_many()
@@ -229,8 +230,7 @@ impl Store {
             .exec(tx.db())
             .await?;
         for row in memberships {
-            let user_id: UserId = rows::parse_id(&row.user_id)?;
-            tx.deleted(EntityKey::Membership { team_id: id, user_id }, Some(team.organization_id));
+            tx.removed(&Entity::Membership(rows::membership(row)?));
         }
 
         let team_grants = grants::Entity::find()
@@ -252,17 +252,24 @@ impl Store {
             .into_iter()
             .map(|row| row.invitation_id)
             .collect();
+        let mut invitations_before = Vec::with_capacity(invitation_ids.len());
+        for invitation_id in &invitation_ids {
+            invitations_before.push(super::invitations::load_invitation(tx.db(), rows::parse_id(invitation_id)?, "id").await?);
+        }
         invitation_teams::Entity::delete_many()
             .filter(invitation_teams::Column::TeamId.eq(id_text.clone()))
             .exec(tx.db())
             .await?;
-        for invitation_id in invitation_ids {
-            let invitation = super::invitations::load_invitation(tx.db(), rows::parse_id(&invitation_id)?, "id").await?;
-            tx.upserted(Entity::Invitation(invitation));
+        for before in invitations_before {
+            let after = Invitation {
+                team_ids: before.team_ids.iter().copied().filter(|team_id| *team_id != id).collect(),
+                ..before.clone()
+            };
+            tx.updated(&Entity::Invitation(before), Entity::Invitation(after));
         }
 
         teams::Entity::delete_by_id(id_text).exec(tx.db()).await?;
-        tx.deleted(EntityKey::Team(id), Some(team.organization_id));
+        tx.removed(&Entity::Team(team));
 
         tx.commit(self, ()).await
     }
@@ -310,9 +317,9 @@ impl Store {
 
         let updated = Team {
             leader_user_ids: wanted.into_iter().collect(),
-            ..current
+            ..current.clone()
         };
-        let updated = save_team(&mut tx, updated).await?;
+        let updated = save_team(&mut tx, &current, updated).await?;
         tx.commit(self, updated).await
     }
 
@@ -357,19 +364,20 @@ impl Store {
 
         let updated = Team {
             parent_team_id,
-            ..current
+            ..current.clone()
         };
-        let updated = save_team(&mut tx, updated).await?;
+        let updated = save_team(&mut tx, &current, updated).await?;
         tx.commit(self, updated).await
     }
 }
 
-/// Writes a changed team with the next version and records it.
-pub(crate) async fn save_team(tx: &mut WriteTransaction, mut team: Team) -> Result<Team, StoreError> {
+/// Writes a changed team with the next version and records it with its
+/// state `before`.
+pub(crate) async fn save_team(tx: &mut WriteTransaction, before: &Team, mut team: Team) -> Result<Team, StoreError> {
     team.version += 1;
     team.update_time = tx.now();
     rows::team_row(&team).update(tx.db()).await?;
-    tx.upserted(Entity::Team(team.clone()));
+    tx.updated(&Entity::Team(before.clone()), Entity::Team(team.clone()));
     Ok(team)
 }
 

@@ -120,7 +120,7 @@ impl Store {
         updated.version += 1;
         updated.update_time = tx.now();
         rows::user_row(&updated).update(tx.db()).await?;
-        tx.upserted(Entity::User(updated.clone()));
+        tx.updated(&Entity::User(current), Entity::User(updated.clone()));
         tx.commit(self, updated).await
     }
 
@@ -159,7 +159,7 @@ pub(crate) async fn insert_user(tx: &mut WriteTransaction, new_user: NewUser) ->
         version: 1,
     };
     users::Entity::insert(rows::user_row(&user)).exec_without_returning(tx.db()).await?;
-    tx.upserted(Entity::User(user.clone()));
+    tx.created(Entity::User(user.clone()));
     Ok(user)
 }
 

@@ -2,9 +2,9 @@
 //!
 //! A write transaction first locks the change-head row. On SQLite it also
 //! takes an in-process mutex and starts with `BEGIN IMMEDIATE`. It then
-//! checks the idempotency record and does its work while recording changes.
-//! Only if something changed does it bump the head revision and append the
-//! change rows.
+//! checks the idempotency record and does its work while recording each
+//! changed entity's state before and after. Only if something changed does
+//! it bump the head revision and append the change rows and audit events.
 //! Because every writer holds the head lock until it commits, revisions are
 //! gapless and become visible in order: no transaction can commit revision
 //! `n` after a reader has seen `n + 1`.
@@ -22,8 +22,9 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::sync::OwnedMutexGuard;
 use workteams_domain::command::check_idempotency_key;
-use workteams_domain::{Change, Entity, EntityKey, OrganizationId, Revision};
+use workteams_domain::{Change, Entity, Revision};
 
+use super::audit::AuditRecorder;
 use super::{Backend, CHANGES_CHANNEL, Store, time};
 use crate::context::StoredResult;
 use crate::error::StoreError;
@@ -43,6 +44,7 @@ pub(crate) struct WriteTransaction {
     context: RequestContext,
     head: Revision,
     changes: Vec<Change>,
+    audit: AuditRecorder,
     now: DateTime<Utc>,
 }
 
@@ -50,7 +52,7 @@ pub(crate) struct WriteTransaction {
 /// a transaction to do the work in.
 pub(crate) enum Begun<T> {
     Replayed(Written<T>),
-    Started(WriteTransaction),
+    Started(Box<WriteTransaction>),
 }
 
 /// Starts a write transaction, returning early with the first result when
@@ -59,7 +61,7 @@ macro_rules! begin_write {
     ($store:expr, $context:expr, $operation:expr) => {
         match $store.begin_write($context, $operation).await? {
             $crate::store::Begun::Replayed(written) => return Ok(written),
-            $crate::store::Begun::Started(transaction) => transaction,
+            $crate::store::Begun::Started(transaction) => *transaction,
         }
     };
 }
@@ -96,15 +98,16 @@ impl Store {
             return Ok(Begun::Replayed(replay));
         }
 
-        Ok(Begun::Started(WriteTransaction {
+        Ok(Begun::Started(Box::new(WriteTransaction {
             txn,
             _sqlite_writer: sqlite_writer,
             operation,
             context: context.clone(),
             head,
             changes: Vec::new(),
+            audit: AuditRecorder::default(),
             now: time::now(),
-        }))
+        })))
     }
 
     async fn find_replay<T: DeserializeOwned>(
@@ -150,12 +153,25 @@ impl WriteTransaction {
         self.now
     }
 
-    pub fn upserted(&mut self, entity: Entity) {
+    /// Records a new entity.
+    pub fn created(&mut self, entity: Entity) {
+        self.audit.record(None, Some(&entity));
         self.changes.push(Change::Upserted(entity));
     }
 
-    pub fn deleted(&mut self, key: EntityKey, organization_id: Option<OrganizationId>) {
-        self.changes.push(Change::Deleted { key, organization_id });
+    /// Records a changed entity with its state before the change.
+    pub fn updated(&mut self, before: &Entity, after: Entity) {
+        self.audit.record(Some(before), Some(&after));
+        self.changes.push(Change::Upserted(after));
+    }
+
+    /// Records a removed entity with its last state.
+    pub fn removed(&mut self, before: &Entity) {
+        self.audit.record(Some(before), None);
+        self.changes.push(Change::Deleted {
+            key: before.key(),
+            organization_id: before.organization_id(),
+        });
     }
 
     /// Appends the changes under the next revision (if there are any),
@@ -241,6 +257,10 @@ impl WriteTransaction {
                 .exec_without_returning(&self.txn)
                 .await?;
         }
+
+        self.audit
+            .append(&self.txn, revision, &self.context, self.operation, self.now)
+            .await?;
 
         if store.backend() == Backend::Postgres {
             // Delivered to listeners when the transaction commits.

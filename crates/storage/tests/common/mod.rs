@@ -38,8 +38,12 @@ pub fn context() -> RequestContext {
         request_id: Some("request-1".to_owned()),
         traceparent: None,
         idempotency: None,
+        method: Some(TEST_METHOD.to_owned()),
     }
 }
+
+/// The RPC method that [`context`] names.
+pub const TEST_METHOD: &str = "/workteams.directory.v1.DirectoryService/Test";
 
 pub fn idempotent(key: &str, fingerprint: &[u8]) -> RequestContext {
     RequestContext {

@@ -1,0 +1,242 @@
+//! Closed-loop latency and throughput measurement.
+//!
+//! Each worker issues one operation at a time and times it with a monotonic
+//! clock; workers run as threads for in-process engines and as tasks for
+//! gRPC clients. A run stops at whichever budget ends first: a number of
+//! operations or a wall-clock time. Every timed operation keeps its
+//! latency, so percentiles are exact over the run.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// When a run stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Operations per worker.
+    pub operations_per_worker: u64,
+    pub time: Duration,
+}
+
+impl Budget {
+    pub const fn new(operations_per_worker: u64, time: Duration) -> Self {
+        Self {
+            operations_per_worker,
+            time,
+        }
+    }
+}
+
+/// Latency percentiles and throughput of one run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyStats {
+    pub operations: u64,
+    pub concurrency: usize,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    pub mean: Duration,
+}
+
+impl LatencyStats {
+    /// Operations per second over the whole run.
+    pub fn throughput(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.operations as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Computes the statistics of latencies in nanoseconds.
+    pub fn from_latencies(
+        mut nanoseconds: Vec<u64>,
+        concurrency: usize,
+        elapsed: Duration,
+    ) -> Self {
+        nanoseconds.sort_unstable();
+        let operations = nanoseconds.len() as u64;
+        let total: u128 = nanoseconds.iter().map(|value| u128::from(*value)).sum();
+        let mean = if operations == 0 {
+            0
+        } else {
+            (total / u128::from(operations)) as u64
+        };
+        Self {
+            operations,
+            concurrency,
+            elapsed,
+            p50: Duration::from_nanos(percentile(&nanoseconds, 0.50)),
+            p99: Duration::from_nanos(percentile(&nanoseconds, 0.99)),
+            p999: Duration::from_nanos(percentile(&nanoseconds, 0.999)),
+            mean: Duration::from_nanos(mean),
+        }
+    }
+}
+
+/// Returns the value at quantile `q` of sorted values (nearest rank).
+pub fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Runs `threads` workers, each calling its operation with the positions
+/// 0, 1, 2… (offset per worker), until the budget ends. `make_worker`
+/// builds each thread's operation.
+pub fn run_threads<W, F>(
+    threads: usize,
+    budget: Budget,
+    make_worker: F,
+) -> anyhow::Result<LatencyStats>
+where
+    F: Fn(usize) -> anyhow::Result<W> + Sync,
+    W: FnMut(usize) -> anyhow::Result<()>,
+{
+    let threads = threads.max(1);
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<Vec<u64>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|worker| {
+                let stop = &stop;
+                let make_worker = &make_worker;
+                scope.spawn(move || -> anyhow::Result<Vec<u64>> {
+                    let mut operation = make_worker(worker)?;
+                    let capacity = budget.operations_per_worker.min(1 << 22) as usize;
+                    let mut latencies = Vec::with_capacity(capacity);
+                    let offset = worker * 7_919;
+                    for position in 0..budget.operations_per_worker as usize {
+                        // Reading the clock every 64 operations keeps the
+                        // check cheap next to sub-microsecond operations.
+                        if position % 64 == 0
+                            && (stop.load(Ordering::Relaxed) || started.elapsed() >= budget.time)
+                        {
+                            stop.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        let before = Instant::now();
+                        operation(offset + position)?;
+                        latencies.push(before.elapsed().as_nanos() as u64);
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a benchmark worker panicked")))
+            })
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut latencies = Vec::new();
+    for result in results {
+        latencies.extend(result?);
+    }
+    Ok(LatencyStats::from_latencies(latencies, threads, elapsed))
+}
+
+/// Runs `concurrency` tasks on the current runtime, each awaiting
+/// `operation(position)` in turn, until the budget ends.
+pub async fn run_tasks<F, Fut>(
+    concurrency: usize,
+    budget: Budget,
+    operation: F,
+) -> anyhow::Result<LatencyStats>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let concurrency = concurrency.max(1);
+    let operation = Arc::new(operation);
+    let started = Instant::now();
+    let deadline = started + budget.time;
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..concurrency {
+        let operation = Arc::clone(&operation);
+        tasks.spawn(async move {
+            let mut latencies =
+                Vec::with_capacity(budget.operations_per_worker.min(1 << 20) as usize);
+            let offset = worker * 7_919;
+            for position in 0..budget.operations_per_worker as usize {
+                let before = Instant::now();
+                if before >= deadline {
+                    break;
+                }
+                operation(offset + position).await?;
+                latencies.push(before.elapsed().as_nanos() as u64);
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        latencies.extend(result??);
+    }
+    Ok(LatencyStats::from_latencies(
+        latencies,
+        concurrency,
+        started.elapsed(),
+    ))
+}
+
+/// Times one operation.
+pub fn time<T>(operation: impl FnOnce() -> T) -> (T, Duration) {
+    let started = Instant::now();
+    let value = operation();
+    (value, started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_nearest_rank() {
+        let values: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&values, 0.5), 50);
+        assert_eq!(percentile(&values, 0.99), 99);
+        assert_eq!(percentile(&values, 1.0), 100);
+    }
+
+    #[test]
+    fn percentile_of_nothing_is_zero() {
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn threads_stop_at_operation_budget() {
+        let stats = run_threads(2, Budget::new(100, Duration::from_secs(10)), |_| {
+            Ok(|_| Ok(()))
+        })
+        .unwrap();
+        assert_eq!(stats.operations, 200);
+    }
+
+    #[test]
+    fn threads_report_errors() {
+        let result = run_threads(1, Budget::new(10, Duration::from_secs(10)), |_| {
+            Ok(|_| Err(anyhow::anyhow!("engine failed")))
+        });
+        assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn tasks_stop_at_operation_budget() {
+        let stats = run_tasks(4, Budget::new(25, Duration::from_secs(10)), |_| async {
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(stats.operations, 100);
+    }
+}
