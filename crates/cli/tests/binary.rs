@@ -13,7 +13,7 @@ use workteams_cli::sync::SyncOptions;
 use support::{Services, all_services, examples};
 
 /// Runs the binary on a blocking thread, so the servers, which run on this
-/// test's runtime, keep answering meanwhile.
+/// test's runtime, keep serving meanwhile.
 async fn workteams(services: &Services, arguments: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_workteams"));
     command
