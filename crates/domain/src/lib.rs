@@ -4,6 +4,7 @@
 //! validates requests into them and stores them, the change log carries them,
 //! and the authorization sidecar indexes them.
 
+pub mod caller;
 pub mod change;
 pub mod command;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod resource_type;
 pub mod text;
 pub mod token;
 
+pub use caller::{Caller, Scope, ServiceAccount};
 pub use change::{Change, ChangeBatch, Entity, EntityKey};
 pub use error::ValidationError;
 pub use ids::{InvitationId, OrganizationId, ResourceId, TeamId, UserId};

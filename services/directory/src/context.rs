@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tracing::Span;
 use workteams_domain::command::check_idempotency_key;
-use workteams_domain::{UserId, ValidationError};
+use workteams_domain::{Caller, UserId, ValidationError};
 use workteams_storage::{IdempotencyKey, RequestContext};
 
 /// Metadata key naming the user or service that makes the call. Until
@@ -33,6 +33,8 @@ pub struct CallContext {
     /// The RPC method name without the service, such as `CreateTeam`.
     pub method: &'static str,
     pub actor: Option<String>,
+    /// Who makes the call, as established by authentication.
+    pub caller: Caller,
     pub request_id: String,
     pub traceparent: Option<String>,
     pub span: Span,
@@ -72,6 +74,7 @@ impl CallContext {
         Ok(Self {
             method,
             actor,
+            caller: Caller::Unauthenticated,
             request_id,
             traceparent,
             span,
@@ -86,6 +89,7 @@ impl CallContext {
         Self {
             method,
             actor: None,
+            caller: Caller::Unauthenticated,
             request_id,
             traceparent: None,
             span,
