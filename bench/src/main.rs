@@ -158,13 +158,9 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let executable = match std::env::current_exe() {
-        Ok(executable) => executable,
-        Err(error) => {
-            eprintln!("cannot find this executable to start the servers: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    // The servers are this executable started again. /proc/self/exe names
+    // the running file even after a rebuild replaced or removed it.
+    let executable = PathBuf::from("/proc/self/exe");
     let config = RunConfig {
         sizes: arguments.sizes.clone(),
         seed: arguments.seed,
@@ -181,6 +177,7 @@ fn main() -> ExitCode {
         command: arguments.command.clone(),
         repository: PathBuf::from("."),
         services: arguments.services,
+        report_path: Some(arguments.output.clone()),
         write_inputs_up_to: Some(Size::Small),
     };
     let factories = peer_factories(&arguments);
@@ -192,10 +189,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(error) = std::fs::write(&arguments.output, report.to_markdown()) {
-        eprintln!("cannot write {}: {error}", arguments.output.display());
-        return ExitCode::FAILURE;
-    }
-    eprintln!("[bench] wrote {}", arguments.output.display());
+    eprintln!("[bench] done: {} sizes in {}", report.sizes.len(), arguments.output.display());
     ExitCode::SUCCESS
 }

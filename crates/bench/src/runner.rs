@@ -118,6 +118,9 @@ pub struct RunConfig {
     /// engines and propagation); without them only in-process and batch
     /// engines run.
     pub services: bool,
+    /// A file the report is written to after each size, so a run that
+    /// stops early keeps what it measured.
+    pub report_path: Option<PathBuf>,
     /// The largest size whose inputs are written to the work folder in
     /// every format ([`crate::writers::write_all`]); `None` writes none.
     pub write_inputs_up_to: Option<Size>,
@@ -143,8 +146,12 @@ pub fn run(config: &RunConfig, peers: &[Box<dyn PeerFactory>]) -> anyhow::Result
         log(format!("size {}: generating", size.name()));
         let size_report = run_size(config, *size, peers, &runtime, &mut report.engines)?;
         report.sizes.push(size_report);
+        report.load_average.1 = load_average();
+        if let Some(path) = &config.report_path {
+            std::fs::write(path, report.to_markdown()).with_context(|| format!("cannot write {}", path.display()))?;
+            log(format!("wrote {} with the sizes measured so far", path.display()));
+        }
     }
-    report.load_average.1 = load_average();
     Ok(report)
 }
 
@@ -614,7 +621,6 @@ fn run_batch_peer(
         load_elapsed: outcome.load_elapsed,
     });
 
-    let excluded = samples.cases.len() - positions.len();
     let disagreements: Vec<Disagreement> = outcome
         .check_failures
         .iter()
@@ -629,26 +635,27 @@ fn run_batch_peer(
             ))
         })
         .collect();
-    let mut agreement = Agreement {
-        engine: info.name.clone(),
-        compared: cases.len(),
-        excluded,
-        agreed: cases.len() - disagreements.len(),
-        excluded_by_rule: Vec::new(),
-        disagreements,
-    };
-    // The batch engine ran a prefix of the portable checks; the rules that
-    // excluded the others are the same as for any peer lacking them.
-    let full = agreement::compare(
+
+    // The batch engine ran the first portable checks only; exclusions are
+    // counted over every sampled check, as for the other peers.
+    let unanswered = vec![None; samples.cases.len()];
+    let exclusions = agreement::compare(
         graph,
         &info.name,
         &samples.cases,
         &samples.rules,
         info.unsupported,
         &samples.ours,
-        &vec![None; samples.cases.len()],
+        &unanswered,
     );
-    agreement.excluded_by_rule = full.excluded_by_rule;
+    let agreement = Agreement {
+        engine: info.name.clone(),
+        compared: cases.len(),
+        excluded: exclusions.excluded,
+        agreed: cases.len() - disagreements.len(),
+        excluded_by_rule: exclusions.excluded_by_rule,
+        disagreements,
+    };
     report.agreement.push(agreement);
 
     for failed in &outcome.list_failures {

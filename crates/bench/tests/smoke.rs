@@ -2,6 +2,8 @@
 //! the in-process index, the directory and sidecar over loopback gRPC,
 //! listing, propagation on SQLite, the agreement checks and the report.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use workteams_bench::dataset::Size;
 use workteams_bench::runner::{Profile, RunConfig, run};
 use workteams_bench::services::Launch;
@@ -20,6 +22,7 @@ fn smoke_config(work_dir: &std::path::Path) -> RunConfig {
         command: "cargo test -p workteams-bench".to_owned(),
         repository: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         services: true,
+        report_path: None,
         write_inputs_up_to: Some(Size::Tiny),
     }
 }

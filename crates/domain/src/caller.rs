@@ -1,6 +1,8 @@
-//! Who makes a call, as established by authentication. The directory decides
-//! what a caller may do from this and from the organization's own roles and
-//! teams; the sidecar only needs to know that a service token was valid.
+//! The caller of an RPC, as established by authentication.
+//!
+//! The directory decides what a caller may do from this and from the
+//! organization's own roles and teams. The sidecar only checks that a
+//! service token is valid.
 
 use crate::ids::{OrganizationId, UserId};
 
@@ -13,7 +15,7 @@ pub enum Caller {
     /// A configured service account with explicit scopes.
     Service(ServiceAccount),
     /// Authentication is turned off by an explicit insecure setting. Every
-    /// call is allowed; the server logs a warning at every start.
+    /// call is allowed, and the server logs a warning at every start.
     Unauthenticated,
 }
 
@@ -25,7 +27,7 @@ pub struct ServiceAccount {
     pub scopes: Vec<Scope>,
 }
 
-/// What a service account may do.
+/// A permission given to a service account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Read everything in every organization.
@@ -39,7 +41,7 @@ pub enum Scope {
 }
 
 impl Caller {
-    /// The user id, for a user caller.
+    /// Returns the user id of a user caller.
     pub fn user_id(&self) -> Option<&UserId> {
         match self {
             Self::User(user_id) => Some(user_id),
@@ -47,7 +49,7 @@ impl Caller {
         }
     }
 
-    /// The name recorded as the actor of changes and audit events:
+    /// Returns the name recorded as the actor of changes and audit events:
     /// `user:<id>`, `service:<name>`, or `None` without authentication.
     pub fn actor_name(&self) -> Option<String> {
         match self {

@@ -192,9 +192,7 @@ pub type AssertionKey = (String, String, String);
 
 /// The failed assertions in the plain output of `fga model test`: checks as
 /// `(user, relation, object)` and list queries as `(user, relation, type)`.
-pub fn parse_failures(
-    output: &str,
-) -> (Vec<AssertionKey>, Vec<AssertionKey>) {
+pub fn parse_failures(output: &str) -> (Vec<AssertionKey>, Vec<AssertionKey>) {
     let mut checks = Vec::new();
     let mut lists = Vec::new();
     for line in output.lines() {
