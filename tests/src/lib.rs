@@ -9,15 +9,19 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use workteams_auth::{AuthSettings, BearerToken, KeySource, TokenClaims, mint_hs256};
 use workteams_authz::AuthzConfig;
-use workteams_directory::DirectoryConfig;
+use workteams_directory::{Authentication, DirectoryConfig};
 use workteams_proto::authz::v1 as authz;
 use workteams_proto::authz::v1::authorization_service_client::AuthorizationServiceClient;
 use workteams_proto::directory::v1 as directory;
@@ -31,6 +35,102 @@ pub use workteams_storage::testing;
 pub const TEST_HEARTBEAT: Duration = Duration::from_millis(200);
 /// Upper bound for waits that only a broken system exceeds.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Issuer of the tokens of test directories.
+pub const TEST_ISSUER: &str = "workteams-tests";
+/// Audience of the tokens of test directories.
+pub const TEST_AUDIENCE: &str = "workteams-directory";
+/// Service account with scope `admin` that test clients call as.
+pub const TEST_ADMIN_ACCOUNT: &str = "e2e-admin";
+/// Service account with scope `read` that test sidecars follow the
+/// directory as.
+pub const TEST_SIDECAR_ACCOUNT: &str = "e2e-sidecar";
+/// Lifetime of minted test tokens: longer than any test.
+const TEST_TOKEN_LIFETIME: Duration = Duration::from_secs(6 * 60 * 60);
+
+/// A directory client that sends a bearer token with every call.
+pub type DirectoryClient = DirectoryServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// The HS256 key, service accounts and sidecar token shared by every test
+/// directory of this process, so a token minted once works on all of them.
+pub struct TestAuth {
+    secret: Vec<u8>,
+    folder: PathBuf,
+    /// Keeps the folder for the life of the process.
+    _folder_guard: tempfile::TempDir,
+}
+
+impl TestAuth {
+    /// Returns the settings every test directory verifies tokens with.
+    pub fn settings(&self) -> AuthSettings {
+        AuthSettings {
+            keys: KeySource::SharedSecretFile(self.folder.join("secret")),
+            issuer: TEST_ISSUER.to_owned(),
+            audience: TEST_AUDIENCE.to_owned(),
+            leeway: Duration::ZERO,
+            service_accounts_file: Some(self.folder.join("service-accounts.yaml")),
+        }
+    }
+
+    /// Signs a token with these claims: change them to make expired,
+    /// wrong-audience or other bad tokens.
+    pub fn mint(&self, claims: &TokenClaims) -> String {
+        mint_hs256(&self.secret, claims).expect("sign a test token")
+    }
+
+    /// Returns valid claims for `subject` (`user:<id>`, a user id, or a
+    /// service account name).
+    pub fn claims(&self, subject: &str) -> TokenClaims {
+        TokenClaims::new(subject, TEST_ISSUER, TEST_AUDIENCE, TEST_TOKEN_LIFETIME)
+    }
+
+    /// Returns a valid token for `subject`.
+    pub fn token(&self, subject: &str) -> String {
+        self.mint(&self.claims(subject))
+    }
+
+    /// Returns a valid token for the user with this id.
+    pub fn user_token(&self, user_id: &str) -> String {
+        self.token(&format!("user:{user_id}"))
+    }
+
+    /// Returns the file holding the sidecar's token for the directory.
+    pub fn sidecar_token_file(&self) -> PathBuf {
+        self.folder.join("sidecar-token")
+    }
+}
+
+/// Returns the process-wide test credentials, creating them on first use.
+pub fn test_auth() -> &'static TestAuth {
+    static AUTH: OnceLock<TestAuth> = OnceLock::new();
+    AUTH.get_or_init(|| {
+        let folder_guard = tempfile::tempdir().expect("temporary folder for test credentials");
+        let folder = folder_guard.path().to_path_buf();
+        let secret = format!("test-secret-{}", uuid::Uuid::new_v4().simple()).into_bytes();
+        std::fs::write(folder.join("secret"), &secret).expect("write the test secret");
+        std::fs::write(
+            folder.join("service-accounts.yaml"),
+            format!(
+                "service_accounts:\n  - name: {TEST_ADMIN_ACCOUNT}\n    scopes: [admin]\n  - name: {TEST_SIDECAR_ACCOUNT}\n    scopes: [read]\n"
+            ),
+        )
+        .expect("write the test service accounts");
+        let auth = TestAuth {
+            secret,
+            folder,
+            _folder_guard: folder_guard,
+        };
+        std::fs::write(auth.sidecar_token_file(), auth.token(TEST_SIDECAR_ACCOUNT))
+            .expect("write the sidecar token");
+        auth
+    })
+}
+
+/// Wraps `channel` in a directory client that sends `token`.
+pub fn directory_client(channel: Channel, token: &str) -> DirectoryClient {
+    let token = BearerToken::new(token).expect("a token is printable ASCII");
+    DirectoryServiceClient::with_interceptor(channel, token)
+}
 
 /// Sends test logs to the test harness's captured output. `RUST_LOG`
 /// selects what is shown (for example `RUST_LOG=workteams_authz=debug`).
@@ -106,6 +206,13 @@ impl RunningDirectory {
         Self::serve_on(listener, database_url, |_| {})
     }
 
+    /// Starts a directory on a free loopback port with settings changed by
+    /// `configure`.
+    pub async fn start_with(database_url: &str, configure: impl FnOnce(&mut DirectoryConfig)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        Self::serve_on(listener, database_url, configure)
+    }
+
     /// Starts a directory on `address`, as a restarted directory does. The
     /// previous server's socket may take a moment to close, so binding is
     /// retried for a bounded time.
@@ -139,6 +246,10 @@ impl RunningDirectory {
             listen_address: address,
             database_url: database_url.to_owned(),
             heartbeat_interval: TEST_HEARTBEAT,
+            authentication: Authentication::Tokens(test_auth().settings()),
+            // Tests send many calls as one admin account; the limit has its
+            // own tests.
+            rate_limit: None,
             ..DirectoryConfig::with_data_dir(data_dir.path().to_path_buf())
         };
         configure(&mut config);
@@ -164,11 +275,22 @@ impl RunningDirectory {
         format!("http://{}", self.address)
     }
 
-    /// Connects a client, waiting until the server accepts connections.
+    /// Connects a client that calls as the admin service account, waiting
+    /// until the server accepts connections.
     pub async fn client(&self) -> Directory {
+        self.client_with_token(&test_auth().token(TEST_ADMIN_ACCOUNT)).await
+    }
+
+    /// Connects a client that sends `token` with every call.
+    pub async fn client_with_token(&self, token: &str) -> Directory {
         Directory {
-            client: DirectoryServiceClient::new(connect(&self.url()).await),
+            client: directory_client(connect(&self.url()).await, token),
         }
+    }
+
+    /// Connects a client without credentials.
+    pub async fn anonymous_client(&self) -> DirectoryServiceClient<Channel> {
+        DirectoryServiceClient::new(connect(&self.url()).await)
     }
 
     /// Stops the server and waits until it has shut down.
@@ -241,6 +363,7 @@ pub fn test_sidecar_config(directory_url: &str) -> AuthzConfig {
         directory_address: directory_url.to_owned(),
         reconnect_min_backoff: Duration::from_millis(20),
         reconnect_max_backoff: Duration::from_millis(500),
+        directory_token_file: Some(test_auth().sidecar_token_file()),
         ..AuthzConfig::default()
     }
 }
@@ -315,7 +438,7 @@ where
 /// revision it made.
 #[derive(Clone)]
 pub struct Directory {
-    pub client: DirectoryServiceClient<Channel>,
+    pub client: DirectoryClient,
 }
 
 /// A consistency token as the directory returns it.

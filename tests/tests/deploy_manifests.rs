@@ -2,7 +2,8 @@
 //! Every YAML file must parse, and every port must match the address its
 //! service listens on. Environment variables must be ones the services read,
 //! and images must be Dockerfile targets. Kustomize paths must exist. Both
-//! services must start and report SERVING with the example settings.
+//! services must start and report SERVING with the example settings, where
+//! the Kubernetes example's JWKS URL is replaced by a local HS256 secret.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -21,8 +22,10 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use workteams_auth::{KeySource, ServiceAccounts, TokenClaims, mint_hs256};
 use workteams_authz::AuthzConfig;
-use workteams_directory::DirectoryArgs;
+use workteams_directory::{Authentication, DirectoryArgs};
+use workteams_domain::Scope;
 use workteams_proto::authz::v1::authorization_service_server::SERVICE_NAME as AUTHZ_SERVICE_NAME;
 use workteams_proto::directory::v1::directory_service_server::SERVICE_NAME as DIRECTORY_SERVICE_NAME;
 use workteams_storage::testing::TestDatabase;
@@ -38,6 +41,13 @@ const SECRET_PLACEHOLDER: &str = "<from a Secret>";
 /// How long the start tests wait for a service to report SERVING. Loading an
 /// empty directory takes well under a second.
 const SERVING_WAIT: Duration = Duration::from_secs(30);
+
+/// Service account the Kubernetes example gives the sidecars.
+const SIDECAR_ACCOUNT: &str = "workteams-authz";
+
+/// HS256 secret that replaces the example's identity provider when the
+/// services start in a test. It is longer than the 32-byte minimum.
+const TEST_TOKEN_SECRET: &str = "deploy-manifests-test-secret-not-for-production";
 
 // ---------------------------------------------------------------------------
 // The services
@@ -430,6 +440,8 @@ struct KubernetesContainer {
     service: Service,
     container: Value,
     pod_labels: BTreeMap<String, String>,
+    /// The pod template's `spec`, for its volumes.
+    pod_spec: Value,
     /// The image's `ENV` lines, then `envFrom` ConfigMaps, then `env`.
     environment: BTreeMap<String, String>,
     /// Variables the manifest sets, without the image's `ENV` lines.
@@ -442,6 +454,9 @@ fn kubernetes_containers() -> Vec<KubernetesContainer> {
 
     for (path, deployment) in documents_of_kind("Deployment") {
         let deployment_name = text_field(&deployment, &["metadata", "name"]).unwrap();
+        let pod_spec = field(&deployment, &["spec", "template", "spec"])
+            .cloned()
+            .unwrap_or(Value::Null);
         let pod_labels = string_map(field(
             &deployment,
             &["spec", "template", "metadata", "labels"],
@@ -481,6 +496,7 @@ fn kubernetes_containers() -> Vec<KubernetesContainer> {
                 service,
                 container: container.clone(),
                 pod_labels: pod_labels.clone(),
+                pod_spec: pod_spec.clone(),
                 environment,
                 manifest_variables,
             });
@@ -494,6 +510,101 @@ fn kubernetes_container(service: Service) -> KubernetesContainer {
         .into_iter()
         .find(|container| container.service == service)
         .unwrap_or_else(|| panic!("no Deployment runs {}", service.image_name()))
+}
+
+/// A file that a container reads from a mounted volume.
+struct MountedFile {
+    /// The pod's volume definition, such as `{name, secret: {secretName}}`.
+    volume: Value,
+    /// The file's name inside the volume, which is the key of the
+    /// ConfigMap or Secret when the volume lists no `items`.
+    key: String,
+    read_only: bool,
+}
+
+/// Finds the volume mount of `container` that contains `path`.
+fn mounted_file(container: &KubernetesContainer, path: &str) -> Option<MountedFile> {
+    sequence(&container.container, &["volumeMounts"])
+        .iter()
+        .find_map(|mount| {
+            let mount_path = text_field(mount, &["mountPath"])?.trim_end_matches('/');
+            let key = path.strip_prefix(mount_path)?.strip_prefix('/')?;
+            let name = text_field(mount, &["name"])?;
+            let volume = sequence(&container.pod_spec, &["volumes"])
+                .iter()
+                .find(|volume| text_field(volume, &["name"]) == Some(name))?;
+            Some(MountedFile {
+                volume: volume.clone(),
+                key: key.to_owned(),
+                read_only: field(mount, &["readOnly"]).and_then(Value::as_bool) == Some(true),
+            })
+        })
+}
+
+/// Returns the text of the service-accounts file that the Kubernetes
+/// directory reads from its mounted ConfigMap.
+fn kubernetes_service_accounts_text() -> String {
+    let directory = kubernetes_container(Service::Directory);
+    let path = &directory.environment["WORKTEAMS_DIRECTORY_AUTH_SERVICE_ACCOUNTS_FILE"];
+    let mounted = mounted_file(&directory, path)
+        .unwrap_or_else(|| panic!("{}: {path} is not in a mounted volume", directory.origin));
+    let config_map = text_field(&mounted.volume, &["configMap", "name"])
+        .unwrap_or_else(|| panic!("{}: {path} is not from a ConfigMap", directory.origin));
+
+    config_maps()
+        .get(config_map)
+        .and_then(|data| data.get(&mounted.key))
+        .cloned()
+        .unwrap_or_else(|| panic!("ConfigMap {config_map} has no key {}", mounted.key))
+}
+
+/// Writes a local HS256 secret, a sidecar token and the example's
+/// service-accounts file under `dir`, and returns the Kubernetes example's
+/// directory and sidecar settings pointing at them.
+///
+/// A test cannot fetch the example's JWKS URL, and no identity provider
+/// signs tokens for it. So only the key source is swapped for a local HS256
+/// secret, and the sidecar's token is minted with it for its service account
+/// with the example's issuer and audience. The service-accounts file keeps
+/// the example's content, so the sidecar only reaches SERVING when that file
+/// gives its account the `read` scope that Watch and ExportSnapshot need.
+fn kubernetes_environments_with_local_keys(
+    dir: &Path,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut directory = kubernetes_container(Service::Directory).environment;
+    let mut sidecar = kubernetes_container(Service::Authz).environment;
+
+    let secret_file = dir.join("token-secret");
+    std::fs::write(&secret_file, TEST_TOKEN_SECRET).unwrap();
+    let service_accounts_file = dir.join("service-accounts.yaml");
+    std::fs::write(&service_accounts_file, kubernetes_service_accounts_text()).unwrap();
+
+    let claims = TokenClaims::new(
+        SIDECAR_ACCOUNT,
+        directory["WORKTEAMS_DIRECTORY_AUTH_ISSUER"].clone(),
+        directory["WORKTEAMS_DIRECTORY_AUTH_AUDIENCE"].clone(),
+        Duration::from_secs(60 * 60),
+    );
+    let token = mint_hs256(TEST_TOKEN_SECRET.as_bytes(), &claims).unwrap();
+    let token_file = dir.join("directory-token");
+    std::fs::write(&token_file, token).unwrap();
+
+    directory.remove("WORKTEAMS_DIRECTORY_AUTH_JWKS_URL");
+    directory.remove("WORKTEAMS_DIRECTORY_AUTH_JWKS_REFRESH");
+    directory.remove("WORKTEAMS_DIRECTORY_AUTH_JWKS_CA_FILE");
+    directory.insert(
+        "WORKTEAMS_DIRECTORY_AUTH_SECRET_FILE".to_owned(),
+        secret_file.display().to_string(),
+    );
+    directory.insert(
+        "WORKTEAMS_DIRECTORY_AUTH_SERVICE_ACCOUNTS_FILE".to_owned(),
+        service_accounts_file.display().to_string(),
+    );
+    sidecar.insert(
+        "WORKTEAMS_AUTHZ_DIRECTORY_TOKEN_FILE".to_owned(),
+        token_file.display().to_string(),
+    );
+    (directory, sidecar)
 }
 
 /// Reads the kustomization files, each with its directory.
@@ -1331,19 +1442,111 @@ fn kubernetes_settings_validate() {
     let directory_flags = flags_from_environment(&DirectoryArgs::command(), &directory);
     let sidecar_flags = flags_from_environment(&AuthzConfig::command(), &sidecar);
 
-    assert!(
-        DirectoryArgs::try_parse_from(&directory_flags)
-            .unwrap()
-            .resolve()
-            .is_ok(),
-        "{directory_flags:?}"
-    );
+    // Resolving checks the settings without reading the mounted files or
+    // fetching the JWKS URL, which a test cannot reach.
+    let resolved = DirectoryArgs::try_parse_from(&directory_flags)
+        .unwrap()
+        .resolve();
+    assert!(resolved.is_ok(), "{directory_flags:?}: {resolved:?}");
     assert_eq!(
         AuthzConfig::try_parse_from(&sidecar_flags)
             .unwrap()
             .validate(),
         Ok(())
     );
+
+    let config = resolved.unwrap();
+    let Authentication::Tokens(settings) = config.authentication else {
+        panic!(
+            "the directory does not verify tokens: {:?}",
+            config.authentication
+        );
+    };
+    assert!(
+        matches!(settings.keys, KeySource::JwksUrl { .. }),
+        "keys: {:?}",
+        settings.keys
+    );
+    assert!(
+        settings.service_accounts_file.is_some(),
+        "no service-accounts file"
+    );
+    assert!(
+        sidecar.contains_key("WORKTEAMS_AUTHZ_DIRECTORY_TOKEN_FILE"),
+        "the sidecar sends no token to the directory"
+    );
+}
+
+#[test]
+fn kubernetes_auth_files_mounted() {
+    let directory = kubernetes_container(Service::Directory);
+    let accounts_path = &directory.environment["WORKTEAMS_DIRECTORY_AUTH_SERVICE_ACCOUNTS_FILE"];
+    let accounts = mounted_file(&directory, accounts_path)
+        .unwrap_or_else(|| panic!("{}: {accounts_path} is not mounted", directory.origin));
+    let from_config_map = field(&accounts.volume, &["configMap", "name"]).is_some();
+    let from_secret = field(&accounts.volume, &["secret", "secretName"]).is_some();
+
+    assert!(
+        from_config_map || from_secret,
+        "{}: {accounts_path} is neither from a ConfigMap nor a Secret",
+        directory.origin
+    );
+    assert!(
+        accounts.read_only,
+        "{}: {accounts_path} is writable",
+        directory.origin
+    );
+
+    let sidecar = kubernetes_container(Service::Authz);
+    let token_path = &sidecar.environment["WORKTEAMS_AUTHZ_DIRECTORY_TOKEN_FILE"];
+    let token = mounted_file(&sidecar, token_path)
+        .unwrap_or_else(|| panic!("{}: {token_path} is not mounted", sidecar.origin));
+
+    assert!(
+        text_field(&token.volume, &["secret", "secretName"]).is_some(),
+        "{}: {token_path} is not from a Secret",
+        sidecar.origin
+    );
+    assert_eq!(
+        token.key, "token",
+        "{}: key of the token Secret",
+        sidecar.origin
+    );
+    assert!(
+        token.read_only,
+        "{}: {token_path} is writable",
+        sidecar.origin
+    );
+}
+
+#[test]
+fn kubernetes_secrets_not_committed() {
+    // The operator creates the token and database Secrets in the cluster.
+    // Only the development overlay generates its database Secret from a
+    // literal.
+    let secrets = documents_of_kind("Secret");
+    let generated: Vec<String> = kustomizations()
+        .into_iter()
+        .flat_map(|(_, kustomization)| {
+            sequence(&kustomization, &["secretGenerator"])
+                .iter()
+                .filter_map(|generator| text_field(generator, &["name"]).map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+
+    assert!(secrets.is_empty(), "committed Secrets: {secrets:?}");
+    assert_eq!(generated, vec!["workteams-directory-database".to_owned()]);
+}
+
+#[test]
+fn kubernetes_sidecar_account_reads() {
+    let accounts = ServiceAccounts::parse(&kubernetes_service_accounts_text()).unwrap();
+    let sidecar = accounts
+        .get(SIDECAR_ACCOUNT)
+        .unwrap_or_else(|| panic!("no service account {SIDECAR_ACCOUNT}"));
+
+    assert_eq!(sidecar.scopes, vec![Scope::ReadAll]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1569,18 +1772,16 @@ fn compose_settings_validate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_example_serves_sqlite() {
     let database = TestDatabase::sqlite();
+    let auth_files = tempfile::tempdir().unwrap();
+    let (directory, sidecar) = kubernetes_environments_with_local_keys(auth_files.path());
 
-    check_example_serves(
-        "kubernetes",
-        kubernetes_container(Service::Directory).environment,
-        kubernetes_container(Service::Authz).environment,
-        database.url(),
-    )
-    .await;
+    check_example_serves("kubernetes", directory, sidecar, database.url()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compose_example_serves_sqlite() {
+    // The Compose example turns authentication off, so it starts with its
+    // own settings and no token.
     let database = TestDatabase::sqlite();
 
     check_example_serves(
@@ -1599,11 +1800,13 @@ async fn kubernetes_example_serves_postgres() {
         return;
     };
     let database = TestDatabase::postgres(&server_url).await.unwrap();
+    let auth_files = tempfile::tempdir().unwrap();
+    let (directory, sidecar) = kubernetes_environments_with_local_keys(auth_files.path());
 
     check_example_serves(
         "kubernetes on PostgreSQL",
-        kubernetes_container(Service::Directory).environment,
-        kubernetes_container(Service::Authz).environment,
+        directory,
+        sidecar,
         database.url(),
     )
     .await;

@@ -120,6 +120,7 @@ pub fn compare(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::dataset::{Size, generate};

@@ -139,6 +139,7 @@ fn with_permission(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::Utc;
 

@@ -598,6 +598,7 @@ impl Zipf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -659,7 +660,7 @@ mod tests {
                 depth
             })
             .max();
-        assert!(deepest.is_some_and(|depth| depth <= MAX_FOLDER_DEPTH && depth >= 3));
+        assert!(deepest.is_some_and(|depth| (3..=MAX_FOLDER_DEPTH).contains(&depth)));
     }
 
     #[test]

@@ -489,6 +489,7 @@ fn lookup<K: std::hash::Hash + Eq + std::fmt::Display>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::dataset::{Size, generate};

@@ -27,8 +27,9 @@ const RESOURCES_PER_CALL: usize = 1_000;
 const GRANTS_PER_CALL: usize = 10_000;
 
 /// How far ahead an already expired edge's stand-in expiry is placed: long
-/// enough to pass the directory's check on arrival.
-const EXPIRED_STAND_IN_DELAY: chrono::Duration = chrono::Duration::seconds(3);
+/// enough for a call of up to 10,000 grants to pass the directory's check on
+/// arrival on a busy machine.
+const EXPIRED_STAND_IN_DELAY: chrono::Duration = chrono::Duration::seconds(10);
 
 /// The directory's ids by dataset position.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -199,22 +200,23 @@ pub async fn import(graph: &Graph<'_>, url: &str) -> anyhow::Result<Imported> {
         calls += 1;
     }
 
-    let mut members_by_team: Vec<Vec<proto::NewTeamMember>> = vec![Vec::new(); dataset.teams.len()];
+    // Expiries are converted as each call is built, because at the larger
+    // sizes a stand-in chosen up front is already past when its call is sent.
+    let mut members_by_team: Vec<Vec<(String, Option<DateTime<Utc>>)>> =
+        vec![Vec::new(); dataset.teams.len()];
     for membership in &dataset.memberships {
         let user = graph.user_positions[&membership.user_id];
         let team = graph.team_positions[&membership.team_id];
-        members_by_team[team].push(proto::NewTeamMember {
-            user_id: ids.users[user].clone(),
-            expire_time: expiries.send(membership.expire_time),
-        });
+        members_by_team[team].push((ids.users[user].clone(), membership.expire_time));
     }
     for (position, team) in dataset.teams.iter().enumerate() {
-        let mut members = std::mem::take(&mut members_by_team[position]);
-        let rest = if members.len() > TEAM_MEMBERS_PER_CALL {
-            members.split_off(TEAM_MEMBERS_PER_CALL)
+        let mut pending = std::mem::take(&mut members_by_team[position]);
+        let rest = if pending.len() > TEAM_MEMBERS_PER_CALL {
+            pending.split_off(TEAM_MEMBERS_PER_CALL)
         } else {
             Vec::new()
         };
+        let members = new_team_members(&mut expiries, &pending);
         let parent_team_id = graph.team_parents[position]
             .map(|parent| ids.teams[parent].clone())
             .unwrap_or_default();
@@ -240,7 +242,7 @@ pub async fn import(graph: &Graph<'_>, url: &str) -> anyhow::Result<Imported> {
             token = client
                 .add_team_members(proto::AddTeamMembersRequest {
                     team_id: team_id.clone(),
-                    members: chunk.to_vec(),
+                    members: new_team_members(&mut expiries, chunk),
                     idempotency_key: String::new(),
                 })
                 .await
@@ -301,35 +303,35 @@ pub async fn import(graph: &Graph<'_>, url: &str) -> anyhow::Result<Imported> {
         token = response.consistency_token;
     }
 
-    let changes: Vec<proto::GrantChange> = dataset
-        .grants
-        .iter()
-        .map(|grant| {
-            let subject = match grant.subject {
-                Subject::Team(id) => {
-                    proto::subject::Kind::TeamId(ids.teams[graph.team_positions[&id]].clone())
+    for chunk in dataset.grants.chunks(GRANTS_PER_CALL) {
+        let changes: Vec<proto::GrantChange> = chunk
+            .iter()
+            .map(|grant| {
+                let subject = match grant.subject {
+                    Subject::Team(id) => {
+                        proto::subject::Kind::TeamId(ids.teams[graph.team_positions[&id]].clone())
+                    }
+                    Subject::User(id) => {
+                        proto::subject::Kind::UserId(ids.users[graph.user_positions[&id]].clone())
+                    }
+                };
+                proto::GrantChange {
+                    resource_id: ids.resources[graph.resource_positions[&grant.resource_id]]
+                        .clone(),
+                    subject: Some(proto::Subject {
+                        kind: Some(subject),
+                    }),
+                    permissions: grant.permissions.clone(),
+                    no_access: grant.no_access,
+                    expire_time: expiries.send(grant.expire_time),
+                    revoke: false,
                 }
-                Subject::User(id) => {
-                    proto::subject::Kind::UserId(ids.users[graph.user_positions[&id]].clone())
-                }
-            };
-            proto::GrantChange {
-                resource_id: ids.resources[graph.resource_positions[&grant.resource_id]].clone(),
-                subject: Some(proto::Subject {
-                    kind: Some(subject),
-                }),
-                permissions: grant.permissions.clone(),
-                no_access: grant.no_access,
-                expire_time: expiries.send(grant.expire_time),
-                revoke: false,
-            }
-        })
-        .collect();
-    for chunk in changes.chunks(GRANTS_PER_CALL) {
+            })
+            .collect();
         token = client
             .batch_set_grants(proto::BatchSetGrantsRequest {
                 organization_id: ids.organization.clone(),
-                changes: chunk.to_vec(),
+                changes,
                 idempotency_key: String::new(),
             })
             .await
@@ -346,6 +348,20 @@ pub async fn import(graph: &Graph<'_>, url: &str) -> anyhow::Result<Imported> {
         expired_by: expiries.latest_stand_in,
         consistency_token: token,
     })
+}
+
+/// Builds the members of one call, choosing each expiry as the call is sent.
+fn new_team_members(
+    expiries: &mut Expiries,
+    members: &[(String, Option<DateTime<Utc>>)],
+) -> Vec<proto::NewTeamMember> {
+    members
+        .iter()
+        .map(|(user_id, expire_time)| proto::NewTeamMember {
+            user_id: user_id.clone(),
+            expire_time: expiries.send(*expire_time),
+        })
+        .collect()
 }
 
 /// Waits until every stand-in expiry of `imported` has passed.

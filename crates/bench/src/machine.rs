@@ -91,6 +91,7 @@ fn command_output(program: &str, arguments: &[&str]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -197,6 +197,7 @@ pub fn time<T>(operation: impl FnOnce() -> T) -> (T, Duration) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -148,8 +148,12 @@ pub fn run(config: &RunConfig, peers: &[Box<dyn PeerFactory>]) -> anyhow::Result
         report.sizes.push(size_report);
         report.load_average.1 = load_average();
         if let Some(path) = &config.report_path {
-            std::fs::write(path, report.to_markdown()).with_context(|| format!("cannot write {}", path.display()))?;
-            log(format!("wrote {} with the sizes measured so far", path.display()));
+            std::fs::write(path, report.to_markdown())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            log(format!(
+                "wrote {} with the sizes measured so far",
+                path.display()
+            ));
         }
     }
     Ok(report)

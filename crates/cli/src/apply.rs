@@ -16,13 +16,12 @@ use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use indicatif::ProgressBar;
-use tonic::transport::Channel;
 use workteams_domain::command::{MAX_BATCH_ITEMS, MAX_GRANT_CHANGES};
 use workteams_domain::{
     MemberRole, OrganizationId, ResourceId, ResourceTypeRegistry, Subject, TeamId, UserId,
 };
 use workteams_proto::directory::v1 as proto;
-use workteams_proto::directory::v1::directory_service_client::DirectoryServiceClient;
+use crate::connect::DirectoryClient;
 
 use crate::connect::{TokenTracker, call};
 use crate::current::{
@@ -40,7 +39,7 @@ const CONCURRENT_TEAM_CREATIONS: usize = 8;
 /// Applies `plan`. Returns the newest consistency token of the writes that
 /// were made, also when a later call failed, and the outcome.
 pub async fn apply_plan(
-    directory: DirectoryServiceClient<Channel>,
+    directory: DirectoryClient,
     plan: &Plan,
     current: &CurrentState,
     registry: &ResourceTypeRegistry,
@@ -66,7 +65,7 @@ pub async fn apply_plan(
 }
 
 struct Applier<'a> {
-    directory: DirectoryServiceClient<Channel>,
+    directory: DirectoryClient,
     registry: &'a ResourceTypeRegistry,
     run_id: String,
     call_number: u64,
@@ -905,7 +904,7 @@ impl Applier<'_> {
 /// `CreateTeam` does not take. Returns the team's key and id, the number of
 /// plan items the call applied, and the consistency token of the last write.
 async fn create_team(
-    directory: &DirectoryServiceClient<Channel>,
+    directory: &DirectoryClient,
     key: String,
     items: usize,
     request: proto::CreateTeamRequest,

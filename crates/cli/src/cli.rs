@@ -52,9 +52,16 @@ pub struct GlobalArgs {
 
     /// Who makes the changes, recorded in the directory's audit log (for
     /// example a login, or a user id, which also fills `added_by` and
-    /// `granted_by`).
+    /// `granted_by`). Only a directory without authentication records it;
+    /// otherwise the token names the actor.
     #[arg(long, global = true, env = "WORKTEAMS_ACTOR", value_name = "ACTOR")]
     pub actor: Option<String>,
+
+    /// File holding the bearer token (a JWT) sent to the directory. Without
+    /// it, the WORKTEAMS_TOKEN variable is used, else the development token
+    /// that `workteams up` keeps in the data folder.
+    #[arg(long, global = true, env = "WORKTEAMS_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 
     /// Time limit for one call to a service, in seconds.
     #[arg(

@@ -13,7 +13,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use workteams_auth::BearerToken;
 use workteams_domain::ConsistencyToken;
 use workteams_proto::authz::v1 as authz;
 use workteams_proto::authz::v1::authorization_service_client::AuthorizationServiceClient;
@@ -32,6 +35,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many times a call that failed in transit is sent in total.
 const MAX_ATTEMPTS: u32 = 4;
 
+/// A directory client that sends the command's bearer token, if any.
+pub type DirectoryClient = DirectoryServiceClient<InterceptedService<Channel, CallerToken>>;
+
+/// The bearer token sent with every directory call, when one was found.
+#[derive(Debug, Clone, Default)]
+pub struct CallerToken(pub Option<BearerToken>);
+
+impl Interceptor for CallerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            token.apply(&mut request);
+        }
+        Ok(request)
+    }
+}
+
 /// The services' addresses and the time limit of one call.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
@@ -41,12 +60,14 @@ pub struct Endpoints {
     pub timeout: Duration,
     /// Folder of the stored consistency token.
     pub data_dir: PathBuf,
+    /// Bearer token for the directory.
+    pub token: CallerToken,
 }
 
 impl Endpoints {
-    pub async fn directory(&self) -> Result<DirectoryServiceClient<Channel>, CliError> {
+    pub async fn directory(&self) -> Result<DirectoryClient, CliError> {
         let channel = connect(&self.directory, self.timeout).await?;
-        Ok(DirectoryServiceClient::new(channel)
+        Ok(DirectoryServiceClient::with_interceptor(channel, self.token.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
@@ -116,6 +137,35 @@ where
             }
             Err(status) => return Err(CliError::rpc(action, status)),
         }
+    }
+}
+
+/// Environment variable holding a bearer token for the directory.
+pub const TOKEN_VARIABLE: &str = "WORKTEAMS_TOKEN";
+
+/// Finds the bearer token for the directory: the `--token-file` file, else
+/// the `WORKTEAMS_TOKEN` value, else the development owner token that
+/// `workteams up` keeps in the data folder. Without any of them calls carry
+/// no token, which a directory without authentication accepts.
+pub fn find_token(
+    token_file: Option<&Path>,
+    environment_token: Option<&str>,
+    data_dir: &Path,
+) -> Result<CallerToken, CliError> {
+    if let Some(path) = token_file {
+        return BearerToken::from_file(path)
+            .map(|token| CallerToken(Some(token)))
+            .map_err(|error| CliError::Usage(format!("invalid --token-file: {error}")));
+    }
+    if let Some(token) = environment_token.filter(|token| !token.trim().is_empty()) {
+        return BearerToken::new(token)
+            .map(|token| CallerToken(Some(token)))
+            .map_err(|error| CliError::Usage(format!("invalid {TOKEN_VARIABLE}: {error}")));
+    }
+    let development = workteams_auth::DevCredentials::paths(data_dir).token_file;
+    match BearerToken::from_file(&development) {
+        Ok(token) => Ok(CallerToken(Some(token))),
+        Err(_) => Ok(CallerToken(None)),
     }
 }
 

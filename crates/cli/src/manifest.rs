@@ -1141,6 +1141,14 @@ mod tests {
         parse_manifest("company.yaml", text, &registry())
     }
 
+    #[test]
+    fn deeply_nested_yaml_is_rejected() {
+        let depth = 100_000;
+        let text = format!("organizations: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        let errors = parse(&text).unwrap_err();
+        assert!(errors.has_errors());
+    }
+
     const SMALL: &str = "\
 organizations:
   - name: acme

@@ -120,30 +120,66 @@ enum ConfigSource {
 /// Reads a Peribolos configuration at `path`, a file or a folder.
 pub fn load_peribolos(path: &Path, registry: &ResourceTypeRegistry) -> Result<Loaded, Diagnostics> {
     let mut diagnostics = Diagnostics::default();
-    let Some(repository_type) = registry
-        .get(REPOSITORY_TYPE)
-        .map(|definition| (**definition).clone())
-    else {
-        let file: Arc<str> = Arc::from(path.display().to_string());
-        diagnostics.error(
-            Location::whole_file(&file),
-            format!(
-                "the directory has no {REPOSITORY_TYPE} resource type to import repositories as"
-            ),
-        );
-        return Err(diagnostics);
-    };
+    let file: Arc<str> = Arc::from(path.display().to_string());
+    let repository_type = repository_type(registry, &file, &mut diagnostics)?;
 
     let sources = if path.is_dir() {
         folder_sources(path, &mut diagnostics)
     } else {
-        single_file_sources(path, &mut diagnostics)
+        read_source(path, &mut diagnostics)
+            .map(|source| single_file_sources(&source, &mut diagnostics))
+            .unwrap_or_default()
     };
+
+    finish_state(sources, &repository_type, diagnostics)
+}
+
+/// Parses and checks the text of a single-file Peribolos configuration (a
+/// top-level `orgs:` map); `name` is the file name used in messages.
+pub fn parse_peribolos(
+    name: &str,
+    text: &str,
+    registry: &ResourceTypeRegistry,
+) -> Result<Loaded, Diagnostics> {
+    let mut diagnostics = Diagnostics::default();
+    let repository_type = repository_type(registry, &Arc::from(name), &mut diagnostics)?;
+
+    let sources = match parse_source(name, text) {
+        Ok(source) => single_file_sources(&source, &mut diagnostics),
+        Err(error) => {
+            diagnostics.errors.push(error);
+            Vec::new()
+        }
+    };
+
+    finish_state(sources, &repository_type, diagnostics)
+}
+
+fn repository_type(
+    registry: &ResourceTypeRegistry,
+    file: &Arc<str>,
+    diagnostics: &mut Diagnostics,
+) -> Result<ResourceTypeDef, Diagnostics> {
+    if let Some(definition) = registry.get(REPOSITORY_TYPE) {
+        return Ok((**definition).clone());
+    }
+    diagnostics.error(
+        Location::whole_file(file),
+        format!("the directory has no {REPOSITORY_TYPE} resource type to import repositories as"),
+    );
+    Err(std::mem::take(diagnostics))
+}
+
+fn finish_state(
+    sources: Vec<OrganizationSources>,
+    repository_type: &ResourceTypeDef,
+    mut diagnostics: Diagnostics,
+) -> Result<Loaded, Diagnostics> {
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
 
-    let state = build_state(sources, &repository_type, &mut diagnostics);
+    let state = build_state(sources, repository_type, &mut diagnostics);
     if diagnostics.has_errors() {
         Err(diagnostics)
     } else {
@@ -175,10 +211,7 @@ fn read_source(path: &Path, diagnostics: &mut Diagnostics) -> Option<SourceFile>
     }
 }
 
-fn single_file_sources(path: &Path, diagnostics: &mut Diagnostics) -> Vec<OrganizationSources> {
-    let Some(source) = read_source(path, diagnostics) else {
-        return Vec::new();
-    };
+fn single_file_sources(source: &SourceFile, diagnostics: &mut Diagnostics) -> Vec<OrganizationSources> {
     let mut reader = Reader::new(&source.name, diagnostics);
     let Some(root) = reader.mapping(&source.root, "the configuration") else {
         return Vec::new();
@@ -1104,6 +1137,23 @@ teams:
         let loaded = load_peribolos(&folder.path().join("config.yaml"), &registry()).unwrap();
         assert_eq!(loaded.state.organizations[0].name, "example");
         assert_eq!(loaded.state.organizations[0].teams.len(), 2);
+    }
+
+    #[test]
+    fn text_entry_point_matches_file() {
+        let indented: String = ORG.lines().map(|line| format!("    {line}\n")).collect();
+        let text = format!("orgs:\n  example:\n{indented}");
+        let folder = tempfile::tempdir().unwrap();
+        write(folder.path(), "config.yaml", &text);
+
+        let path = folder.path().join("config.yaml");
+
+        let from_file = load_peribolos(&path, &registry()).unwrap();
+        let from_text = parse_peribolos(&path.display().to_string(), &text, &registry()).unwrap();
+        assert_eq!(format!("{:?}", from_text.state), format!("{:?}", from_file.state));
+
+        let errors = parse_peribolos("config.yaml", "orgs: [", &registry()).unwrap_err();
+        assert!(errors.has_errors());
     }
 
     #[test]

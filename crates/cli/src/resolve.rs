@@ -4,11 +4,9 @@
 
 use std::str::FromStr;
 
-use tonic::transport::Channel;
 use workteams_domain::{OrganizationId, TeamId, UserId};
 use workteams_proto::authz::v1 as authz;
 use workteams_proto::directory::v1 as proto;
-use workteams_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 
 use crate::connect::call;
 use crate::desired::team_key;
@@ -17,7 +15,7 @@ use crate::error::CliError;
 /// Page size of list calls.
 const PAGE_SIZE: i32 = 1_000;
 
-pub type Directory = DirectoryServiceClient<Channel>;
+pub type Directory = crate::connect::DirectoryClient;
 
 /// A resource named on the command line as `TYPE:EXTERNAL_ID`.
 #[derive(Debug, Clone, PartialEq, Eq)]

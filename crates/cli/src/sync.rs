@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tonic::transport::Channel;
 use workteams_domain::{Combining, ResourceTypeDef, ResourceTypeRegistry};
 use workteams_proto::directory::v1 as proto;
-use workteams_proto::directory::v1::directory_service_client::DirectoryServiceClient;
+use crate::connect::DirectoryClient;
 
 use crate::apply::apply_plan;
 use crate::connect::{Endpoints, TokenTracker, call};
@@ -197,7 +196,7 @@ fn progress_bar(total: u64) -> ProgressBar {
 
 /// Reads the resource types the directory has in force.
 pub async fn fetch_registry(
-    directory: &DirectoryServiceClient<Channel>,
+    directory: &DirectoryClient,
 ) -> Result<ResourceTypeRegistry, CliError> {
     let response = call(
         directory,
@@ -253,7 +252,7 @@ pub fn convert_resource_type(
 /// `desired`: one snapshot export per existing organization, and a look-up
 /// of every user no snapshot mentioned.
 pub async fn read_current_state(
-    directory: &DirectoryServiceClient<Channel>,
+    directory: &DirectoryClient,
     desired: &DesiredState,
 ) -> Result<CurrentState, CliError> {
     let mut state = CurrentState::default();
@@ -306,7 +305,7 @@ pub async fn read_current_state(
 /// directory is read with a few `ListUsers` pages. When paging would take
 /// more calls than looking each login up, the rest are looked up one by one.
 async fn find_users(
-    directory: &DirectoryServiceClient<Channel>,
+    directory: &DirectoryClient,
     missing: Vec<String>,
     state: &mut CurrentState,
 ) -> Result<(), CliError> {
@@ -368,7 +367,7 @@ async fn find_users(
 }
 
 async fn lookup_user(
-    directory: &DirectoryServiceClient<Channel>,
+    directory: &DirectoryClient,
     login: String,
 ) -> Result<Option<proto::User>, CliError> {
     let request = proto::GetUserRequest {
@@ -391,7 +390,7 @@ async fn lookup_user(
 
 /// Reads every entity of one organization's snapshot.
 pub async fn export_snapshot(
-    directory: &DirectoryServiceClient<Channel>,
+    directory: &DirectoryClient,
     organization_id: &str,
     tokens: &mut TokenTracker,
 ) -> Result<Vec<proto::Entity>, CliError> {

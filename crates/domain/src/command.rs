@@ -25,6 +25,10 @@ pub const MAX_BATCH_ITEMS: usize = 1_000;
 pub const MAX_GRANT_CHANGES: usize = 10_000;
 /// Maximum number of teams an invitation adds the invited person to.
 pub const MAX_INVITATION_TEAMS: usize = 100;
+/// Maximum nesting depth of teams: a top-level team is at depth 1, and a
+/// team may have at most this many teams on its path to the top, itself
+/// included. Deeper trees are rejected when a team is created or moved.
+pub const MAX_TEAM_DEPTH: usize = 32;
 
 /// The expected version of an entity, parsed from an etag.
 ///

@@ -21,6 +21,17 @@ impl ValidationError {
         }
     }
 
+    /// Builds the error for an opaque token such as a page or consistency
+    /// token: the value is described by its length only, so the token text
+    /// never reaches an error message or a log line.
+    pub fn opaque(field: impl Into<String>, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            value: format!("<{} characters, not shown>", value.chars().count()),
+            reason: reason.into(),
+        }
+    }
+
     /// Prefixes the field path, for errors raised inside a nested message.
     pub fn within(mut self, parent: &str) -> Self {
         self.field = if self.field.is_empty() {
@@ -41,4 +52,22 @@ fn shorten(value: &str) -> String {
     let mut shortened: String = value.chars().take(MAX_CHARS).collect();
     shortened.push('…');
     shortened
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opaque_value_is_not_shown() {
+        let error = ValidationError::opaque("page_token", "c2VjcmV0LXRva2Vu", "not a page token");
+        assert_eq!(error.value, "<16 characters, not shown>");
+        assert!(!error.to_string().contains("c2VjcmV0LXRva2Vu"));
+    }
+
+    #[test]
+    fn long_value_is_shortened() {
+        let error = ValidationError::new("name", "x".repeat(500), "too long");
+        assert_eq!(error.value.chars().count(), 81);
+    }
 }

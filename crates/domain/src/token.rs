@@ -62,7 +62,7 @@ impl ConsistencyToken {
     /// Decodes a token, naming `field` when it is malformed or tampered with.
     pub fn decode(field: &str, text: &str) -> Result<Self, ValidationError> {
         let malformed = || {
-            ValidationError::new(
+            ValidationError::opaque(
                 field,
                 text,
                 "not a consistency token; pass a token exactly as a directory response returned it",
@@ -91,7 +91,7 @@ impl ConsistencyToken {
     pub fn decode_for(field: &str, text: &str, epoch: Uuid) -> Result<Self, ValidationError> {
         let token = Self::decode(field, text)?;
         if token.epoch != epoch {
-            return Err(ValidationError::new(
+            return Err(ValidationError::opaque(
                 field,
                 text,
                 "the token comes from another directory installation; take a new snapshot or token from this one",
@@ -116,6 +116,7 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -141,6 +142,16 @@ mod tests {
         let token = ConsistencyToken::new(Uuid::now_v7(), Revision(1)).encode();
         let error = ConsistencyToken::decode_for("token", &token, Uuid::now_v7()).unwrap_err();
         assert!(error.reason.contains("another directory"));
+    }
+
+    #[test]
+    fn rejected_token_text_is_not_shown() {
+        let token = ConsistencyToken::new(Uuid::now_v7(), Revision(42)).encode();
+        let tampered = format!("{token}x");
+        let error = ConsistencyToken::decode("token", &tampered).unwrap_err();
+        assert!(!error.to_string().contains(&token));
+        let error = ConsistencyToken::decode_for("token", &token, Uuid::now_v7()).unwrap_err();
+        assert!(!error.to_string().contains(&token));
     }
 
     #[test]

@@ -16,6 +16,8 @@ mod query;
 mod schema;
 mod store;
 
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -29,4 +31,4 @@ pub use query::{
 };
 pub use store::changes::{ChangeStream, PurgeOutcome, RetentionPolicy};
 pub use store::snapshot::{Snapshot, SnapshotChunks};
-pub use store::{Backend, Store, StoreConfig};
+pub use store::{Backend, PoolUsage, Store, StoreConfig};

@@ -168,7 +168,7 @@ impl PageCodec {
         serde_json::from_slice(&payload).map_err(|_| malformed())
     }
 
-    fn sign(&self, bytes: &[u8]) -> Vec<u8> {
+    pub(crate) fn sign(&self, bytes: &[u8]) -> Vec<u8> {
         let mut mac = self.mac();
         mac.update(bytes);
         mac.finalize().into_bytes().to_vec()
@@ -198,7 +198,7 @@ fn filter_hash(filter: &str) -> String {
 }
 
 fn invalid_token(token: &str, reason: &str) -> StoreError {
-    ValidationError::new(PAGE_TOKEN_FIELD, token, reason).into()
+    ValidationError::opaque(PAGE_TOKEN_FIELD, token, reason).into()
 }
 
 #[cfg(test)]
@@ -249,6 +249,16 @@ mod tests {
         let forged = format!("{forged_payload}.{signature}");
         assert!(codec.position(&request(forged), "teams", "org=1").is_err());
         assert!(codec.position(&request(format!("{payload}.AAAA")), "teams", "org=1").is_err());
+    }
+
+    #[test]
+    fn rejected_token_text_is_not_shown() {
+        let codec = codec();
+        let token = codec.token("teams", "org=1", vec!["abc".to_owned()]);
+        for (tried, kind) in [(format!("{token}A"), "teams"), (token.clone(), "users")] {
+            let error = codec.position(&request(tried), kind, "org=1").unwrap_err();
+            assert!(!error.to_string().contains(&token), "{error}");
+        }
     }
 
     #[test]

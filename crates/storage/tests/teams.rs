@@ -7,7 +7,7 @@ mod common;
 use chrono::{Duration, Utc};
 use common::{changes_since, context, field_of, fixtures, member, organization, resource, team, user};
 use workteams_domain::command::{
-    AddTeamMembers, Etag, NewTeam, NewTeamGrant, NewTeamMember, RemoveTeamMembers, SetTeamLeaders, SetTeamParent,
+    AddTeamMembers, Etag, MAX_TEAM_DEPTH, NewTeam, NewTeamGrant, NewTeamMember, RemoveTeamMembers, SetTeamLeaders, SetTeamParent,
     TeamUpdate,
 };
 use workteams_domain::{Change, Entity, EntityKey, GrantKey, MemberRole, Subject};
@@ -215,6 +215,57 @@ async fn parent_cycle_rejected() {
 
         assert!(matches!(cycle, StoreError::FailedPrecondition { .. }), "{cycle:?}");
         assert_eq!(field_of(&own), "parent_team_id");
+        fixture.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn nesting_depth_limited() {
+    for fixture in fixtures().await {
+        let store = &fixture.store;
+        let acme = organization(store, "Acme").await;
+        let mut chain = vec![team(store, &acme, "Level 1", None, &[]).await];
+        for level in 2..=MAX_TEAM_DEPTH {
+            let parent = chain.last().map(|team| team.id);
+            chain.push(team(store, &acme, &format!("Level {level}"), parent, &[]).await);
+        }
+        let deepest = chain.last().unwrap().id;
+        let mut too_deep = NewTeam {
+            organization_id: acme.id,
+            name: "Too deep".to_owned(),
+            description: String::new(),
+            color: String::new(),
+            parent_team_id: Some(deepest),
+            members: Vec::new(),
+            leader_user_ids: Vec::new(),
+            grants: Vec::new(),
+            added_by: None,
+        };
+
+        let created = store.create_team(&context(), too_deep.clone()).await.unwrap_err();
+        assert_eq!(field_of(&created), "parent_team_id");
+        assert!(created.to_string().contains(&format!("maximum is {MAX_TEAM_DEPTH}")), "{created}");
+
+        // A two-level subtree fits one level higher than a single team does.
+        let moved = team(store, &acme, "Moved", None, &[]).await;
+        team(store, &acme, "Moved child", Some(moved.id), &[]).await;
+        let move_under = |parent: &workteams_domain::Team| SetTeamParent {
+            team_id: moved.id,
+            parent_team_id: Some(parent.id),
+            etag: None,
+        };
+        let moved_too_deep = store
+            .set_team_parent(&context(), move_under(&chain[MAX_TEAM_DEPTH - 2]))
+            .await
+            .unwrap_err();
+        assert_eq!(field_of(&moved_too_deep), "parent_team_id");
+        store
+            .set_team_parent(&context(), move_under(&chain[MAX_TEAM_DEPTH - 3]))
+            .await
+            .unwrap();
+
+        too_deep.parent_team_id = Some(chain[MAX_TEAM_DEPTH - 2].id);
+        store.create_team(&context(), too_deep).await.unwrap();
         fixture.cleanup().await;
     }
 }

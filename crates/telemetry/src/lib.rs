@@ -49,7 +49,7 @@ pub mod layers;
 pub mod metrics;
 pub mod subscriber;
 
-pub use layers::{CallLimits, ServerLayers};
+pub use layers::{CallLimits, ServerLayers, inject_current_context};
 pub use metrics::{METRICS_PATH, Metrics, serve_metrics};
 pub use prometheus;
 pub use subscriber::{

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use workteams_authz::AuthzConfig;
-use workteams_directory::DirectoryConfig;
+use workteams_directory::{Authentication, DirectoryConfig};
 use workteams_proto::authz::v1 as authz;
 use workteams_proto::authz::v1::authorization_service_client::AuthorizationServiceClient;
 use workteams_proto::directory::v1 as directory;
@@ -102,6 +102,8 @@ async fn measure(database: &TestDatabase, rounds: usize) -> Report {
     let directory_config = DirectoryConfig {
         listen_address: directory_address,
         database_url: database.url().to_owned(),
+        authentication: Authentication::InsecureNoAuth,
+        rate_limit: None,
         ..DirectoryConfig::with_data_dir(data_dir.path().to_path_buf())
     };
     let (stop_directory, directory_stopped) = oneshot::channel::<()>();

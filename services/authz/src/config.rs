@@ -2,16 +2,29 @@
 //! fallbacks, and the checks that run before anything binds or connects.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use tonic::transport::Endpoint;
 use workteams_domain::OrganizationId;
 
+use crate::envoy::ExtAuthzMapping;
+
 /// Default address of the sidecar's gRPC server.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50152";
 /// Default address of the directory the sidecar follows.
 pub const DEFAULT_DIRECTORY_ADDRESS: &str = "http://127.0.0.1:50151";
+/// Default address of the metrics endpoint.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9152";
+/// Value of `--metrics-listen` that turns the metrics endpoint off.
+pub const METRICS_OFF: &str = "off";
+/// Default file mode of the Unix domain socket: the owner and its group.
+pub const DEFAULT_UNIX_SOCKET_MODE: &str = "0660";
+/// Default number of calls handled at once.
+pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
+/// Largest accepted `--concurrency-limit`.
+pub const MAX_CONCURRENCY_LIMIT: usize = 1_000_000;
 
 /// Settings of the authorization sidecar.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
@@ -25,8 +38,9 @@ pub struct AuthzConfig {
     #[arg(long, env = "WORKTEAMS_AUTHZ_LISTEN", value_name = "ADDRESS", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Allow a listen address outside the loopback range. The sidecar does not
-    /// authenticate its callers, so only expose it on a trusted network.
+    /// Allow a listen address outside the loopback range. Unless
+    /// --auth-secret-file or a JWKS is set, the sidecar does not authenticate
+    /// its callers, so only expose it on a trusted network.
     #[arg(long, env = "WORKTEAMS_AUTHZ_ALLOW_NON_LOOPBACK")]
     pub allow_non_loopback: bool,
 
@@ -70,6 +84,71 @@ pub struct AuthzConfig {
     /// Log line format.
     #[arg(long, env = "WORKTEAMS_AUTHZ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Address and port of the Prometheus metrics endpoint (/metrics), or
+    /// off. Port 0 picks a free port.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_METRICS_LISTEN", value_name = "ADDRESS", default_value = DEFAULT_METRICS_LISTEN)]
+    pub metrics_listen: String,
+
+    /// Also serve gRPC on this Unix domain socket. A socket file left by an
+    /// earlier run is replaced.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_UNIX_SOCKET", value_name = "PATH")]
+    pub unix_socket: Option<PathBuf>,
+
+    /// File mode of the Unix domain socket, in octal.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_UNIX_SOCKET_MODE", value_name = "MODE", default_value = DEFAULT_UNIX_SOCKET_MODE)]
+    pub unix_socket_mode: String,
+
+    /// How long shutdown waits for calls in flight before it stops anyway.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_SHUTDOWN_GRACE_PERIOD", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace_period: Duration,
+
+    /// Calls handled at once; further calls get RESOURCE_EXHAUSTED at once
+    /// instead of queueing.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_CONCURRENCY_LIMIT", value_name = "CALLS", default_value_t = DEFAULT_CONCURRENCY_LIMIT)]
+    pub concurrency_limit: usize,
+
+    /// Deadline of a call whose client sends no shorter grpc-timeout.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_DEFAULT_DEADLINE", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub default_deadline: Duration,
+
+    /// YAML file that maps HTTP requests to access checks for Envoy's
+    /// external authorization (envoy.service.auth.v3.Authorization). Unset
+    /// leaves that service off.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_EXT_AUTHZ_CONFIG", value_name = "FILE")]
+    pub ext_authz_config: Option<PathBuf>,
+
+    /// File holding the bearer token the sidecar sends to the directory.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_DIRECTORY_TOKEN_FILE", value_name = "FILE")]
+    pub directory_token_file: Option<PathBuf>,
+
+    /// Require a service-account token on the authorization API, verified
+    /// with this HS256 secret file (development).
+    #[arg(long, env = "WORKTEAMS_AUTHZ_AUTH_SECRET_FILE", value_name = "FILE")]
+    pub auth_secret_file: Option<PathBuf>,
+
+    /// Require a service-account token on the authorization API, verified
+    /// with the RS256 or ES256 keys of this JWKS file.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_AUTH_JWKS_FILE", value_name = "FILE")]
+    pub auth_jwks_file: Option<PathBuf>,
+
+    /// Require a service-account token on the authorization API, verified
+    /// with the keys of this https JWKS URL.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_AUTH_JWKS_URL", value_name = "URL")]
+    pub auth_jwks_url: Option<String>,
+
+    /// Issuer (iss claim) the tokens of callers must carry.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_AUTH_ISSUER", value_name = "ISSUER")]
+    pub auth_issuer: Option<String>,
+
+    /// Audience (aud claim) the tokens of callers must include.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_AUTH_AUDIENCE", value_name = "AUDIENCE")]
+    pub auth_audience: Option<String>,
+
+    /// YAML file of the service accounts allowed to call the authorization
+    /// API.
+    #[arg(long, env = "WORKTEAMS_AUTHZ_AUTH_SERVICE_ACCOUNTS_FILE", value_name = "FILE")]
+    pub auth_service_accounts_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,6 +172,20 @@ impl Default for AuthzConfig {
             connect_timeout: Duration::from_secs(5),
             watch_idle_timeout: Duration::from_secs(60),
             log_format: LogFormat::Text,
+            metrics_listen: DEFAULT_METRICS_LISTEN.to_owned(),
+            unix_socket: None,
+            unix_socket_mode: DEFAULT_UNIX_SOCKET_MODE.to_owned(),
+            shutdown_grace_period: Duration::from_secs(10),
+            concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
+            default_deadline: Duration::from_secs(30),
+            ext_authz_config: None,
+            directory_token_file: None,
+            auth_secret_file: None,
+            auth_jwks_file: None,
+            auth_jwks_url: None,
+            auth_issuer: None,
+            auth_audience: None,
+            auth_service_accounts_file: None,
         }
     }
 }
@@ -132,6 +225,7 @@ impl AuthzConfig {
 
         self.directory_endpoint()?;
         self.organization_filter()?;
+        self.api_auth_settings()?;
 
         let positive = [
             ("--consistency-wait", self.consistency_wait),
@@ -139,6 +233,8 @@ impl AuthzConfig {
             ("--reconnect-max-backoff", self.reconnect_max_backoff),
             ("--connect-timeout", self.connect_timeout),
             ("--watch-idle-timeout", self.watch_idle_timeout),
+            ("--shutdown-grace-period", self.shutdown_grace_period),
+            ("--default-deadline", self.default_deadline),
         ];
         for (setting, duration) in positive {
             if duration.is_zero() {
@@ -166,7 +262,65 @@ impl AuthzConfig {
                 ),
             ));
         }
+
+        if !(1..=MAX_CONCURRENCY_LIMIT).contains(&self.concurrency_limit) {
+            return Err(ConfigError::new(
+                "--concurrency-limit",
+                self.concurrency_limit,
+                format!("must be between 1 and {MAX_CONCURRENCY_LIMIT}"),
+            ));
+        }
+        let metrics = self.metrics_address()?;
+        if metrics == Some(self.listen) && self.listen.port() != 0 {
+            return Err(ConfigError::new(
+                "--metrics-listen",
+                &self.metrics_listen,
+                "is also the gRPC --listen address; choose another port",
+            ));
+        }
+        self.unix_socket_permissions()?;
+        self.ext_authz_mapping()?;
         Ok(())
+    }
+
+    /// Parses `--metrics-listen`: `None` when the endpoint is off.
+    pub fn metrics_address(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.metrics_listen == METRICS_OFF {
+            return Ok(None);
+        }
+        self.metrics_listen.parse().map(Some).map_err(|_| {
+            ConfigError::new(
+                "--metrics-listen",
+                &self.metrics_listen,
+                "expected an address and port such as 127.0.0.1:9152, or off",
+            )
+        })
+    }
+
+    /// Parses `--unix-socket-mode`, an octal file mode such as 0660.
+    pub fn unix_socket_permissions(&self) -> Result<u32, ConfigError> {
+        let invalid = || {
+            ConfigError::new(
+                "--unix-socket-mode",
+                &self.unix_socket_mode,
+                "expected an octal file mode from 0 to 0777, such as 0660",
+            )
+        };
+        let mode = u32::from_str_radix(&self.unix_socket_mode, 8).map_err(|_| invalid())?;
+        if mode > 0o777 {
+            return Err(invalid());
+        }
+        Ok(mode)
+    }
+
+    /// Reads and checks the Envoy mapping file, if one is set.
+    pub fn ext_authz_mapping(&self) -> Result<Option<ExtAuthzMapping>, ConfigError> {
+        let Some(path) = &self.ext_authz_config else {
+            return Ok(None);
+        };
+        ExtAuthzMapping::from_file(path)
+            .map(Some)
+            .map_err(|reason| ConfigError::new("--ext-authz-config", path.display(), reason))
     }
 
     /// Builds the gRPC endpoint of the directory.

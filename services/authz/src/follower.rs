@@ -14,20 +14,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::watch;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_health::server::HealthReporter;
 use tonic_types::StatusExt;
+use tracing::Instrument as _;
 use workteams_domain::{
     ConsistencyToken, OrganizationId, ResourceId, ResourceTypeRegistry, Revision, TeamId, ValidationError,
 };
 use workteams_evaluation::Index;
 use workteams_proto::authz::v1::authorization_service_server::AuthorizationServiceServer;
 use workteams_proto::directory::v1 as proto;
-use workteams_proto::directory::v1::directory_service_client::DirectoryServiceClient;
+use workteams_telemetry::inject_current_context;
 
+use crate::authentication::DirectoryClient;
 use crate::convert::{change_batch_from_proto, entity_from_proto};
+use crate::metrics::SidecarMetrics;
 use crate::service::AuthorizationHandler;
 use crate::state::{PublishedIndex, SharedIndex};
 
@@ -50,7 +53,7 @@ pub struct FollowerSettings {
 
 /// Follows the directory until the task is dropped or aborted.
 pub struct Follower {
-    client: DirectoryServiceClient<Channel>,
+    client: DirectoryClient,
     shared: Arc<SharedIndex>,
     health: HealthReporter,
     settings: FollowerSettings,
@@ -58,6 +61,9 @@ pub struct Follower {
     needs_snapshot: bool,
     /// The index the follower last published.
     current: Option<Arc<PublishedIndex>>,
+    metrics: SidecarMetrics,
+    /// Turns true when the sidecar shuts down; health then stays NOT_SERVING.
+    stopping: watch::Receiver<bool>,
 }
 
 /// The reason a session with the directory ended.
@@ -78,12 +84,14 @@ enum SessionEnd {
 
 impl Follower {
     pub fn new(
-        channel: Channel,
+        directory: DirectoryClient,
         shared: Arc<SharedIndex>,
         health: HealthReporter,
         settings: FollowerSettings,
+        metrics: SidecarMetrics,
+        stopping: watch::Receiver<bool>,
     ) -> Self {
-        let client = DirectoryServiceClient::new(channel).max_decoding_message_size(MAX_DIRECTORY_MESSAGE_BYTES);
+        let client = directory.max_decoding_message_size(MAX_DIRECTORY_MESSAGE_BYTES);
         Self {
             client,
             shared,
@@ -91,6 +99,8 @@ impl Follower {
             settings,
             needs_snapshot: true,
             current: None,
+            metrics,
+            stopping,
         }
     }
 
@@ -158,18 +168,28 @@ impl Follower {
     /// change stream until it ends.
     async fn session(&mut self) -> SessionEnd {
         let snapshot_needed = self.needs_snapshot || self.current.is_none();
-        let snapshot_loaded = if snapshot_needed { self.load_snapshot().await } else { Ok(()) };
+        let snapshot_loaded = if snapshot_needed {
+            let span = tracing::info_span!("directory.export_snapshot", otel.kind = "client");
+            self.load_snapshot().instrument(span).await
+        } else {
+            Ok(())
+        };
         match snapshot_loaded {
-            Ok(()) => self.follow_changes().await,
+            Ok(()) => {
+                let span = tracing::info_span!("directory.watch", otel.kind = "client");
+                self.follow_changes().instrument(span).await
+            }
             Err(end) => end,
         }
     }
 
     async fn load_snapshot(&mut self) -> Result<(), SessionEnd> {
         let started = Instant::now();
-        let request = proto::ExportSnapshotRequest {
+        self.metrics.snapshot_started();
+        let mut request = tonic::Request::new(proto::ExportSnapshotRequest {
             organization_id: self.organization_filter_text(),
-        };
+        });
+        inject_current_context(request.metadata_mut());
         let mut stream = self
             .client
             .export_snapshot(request)
@@ -228,9 +248,12 @@ impl Follower {
         self.shared.mark_fresh(std::time::Instant::now());
         self.current = Some(published);
         self.needs_snapshot = false;
+        self.metrics.snapshot_loaded(started.elapsed());
 
-        self.health.set_serving::<AuthorizationServiceServer<AuthorizationHandler>>().await;
-        self.health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        if !*self.stopping.borrow() {
+            self.health.set_serving::<AuthorizationServiceServer<AuthorizationHandler>>().await;
+            self.health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        }
 
         tracing::info!(
             index.revision = token.revision.0,
@@ -245,10 +268,11 @@ impl Follower {
         let Some(current) = self.current.clone() else {
             return SessionEnd::Resynchronize("no index to resume from".to_owned());
         };
-        let request = proto::WatchRequest {
+        let mut request = tonic::Request::new(proto::WatchRequest {
             from_consistency_token: current.token().encode(),
             organization_id: self.organization_filter_text(),
-        };
+        });
+        inject_current_context(request.metadata_mut());
         let mut stream = match self.client.watch(request).await {
             Ok(response) => response.into_inner(),
             Err(status) => return classify_watch_error(status),

@@ -45,7 +45,7 @@ impl PageToken {
     /// Decodes a token and checks it was issued for the same query.
     pub fn decode(field: &str, text: &str, query_fingerprint: u64) -> Result<Self, ValidationError> {
         let malformed = || {
-            ValidationError::new(
+            ValidationError::opaque(
                 field,
                 text,
                 "not a page token; pass next_page_token exactly as the previous response returned it",
@@ -75,7 +75,7 @@ impl PageToken {
             return Err(malformed());
         }
         if token.query_fingerprint != query_fingerprint {
-            return Err(ValidationError::new(
+            return Err(ValidationError::opaque(
                 field,
                 text,
                 "the page token belongs to a listing with another target or other filters; \
@@ -162,6 +162,16 @@ mod tests {
         chars[position] = if chars[position] == 'A' { 'B' } else { 'A' };
         let edited: String = chars.into_iter().collect();
         assert!(PageToken::decode("page_token", &edited, token.query_fingerprint).is_err());
+    }
+
+    #[test]
+    fn rejected_token_text_is_not_shown() {
+        let token = token();
+        let encoded = token.encode();
+        let error = PageToken::decode("page_token", &format!("{encoded}A"), token.query_fingerprint).unwrap_err();
+        assert!(!error.to_string().contains(&encoded));
+        let error = PageToken::decode("page_token", &encoded, token.query_fingerprint ^ 1).unwrap_err();
+        assert!(!error.to_string().contains(&encoded));
     }
 
     #[test]

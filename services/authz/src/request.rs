@@ -4,6 +4,9 @@
 //! limits. Whether the named user, resource or permission exists is decided
 //! against the index in [`crate::access`].
 
+use workteams_domain::text::{
+    MAX_EMAIL_CHARS, MAX_EXTERNAL_ID_CHARS, MAX_IDENTIFIER_CHARS, MAX_LOGIN_CHARS, MAX_NAME_CHARS,
+};
 use workteams_domain::{OrganizationId, ResourceId, UserId, ValidationError};
 use workteams_proto::authz::v1 as proto;
 
@@ -97,8 +100,8 @@ impl TryFrom<Option<proto::UserRef>> for UserSelector {
         match kind {
             None => Err(ValidationError::new("", "", "a user is required: set id, login or email")),
             Some(Kind::Id(id)) => Ok(Self::Id(UserId::parse("id", &id)?)),
-            Some(Kind::Login(login)) => Ok(Self::Login(required("login", login)?)),
-            Some(Kind::Email(email)) => Ok(Self::Email(required("email", email)?)),
+            Some(Kind::Login(login)) => Ok(Self::Login(required("login", login, MAX_LOGIN_CHARS)?)),
+            Some(Kind::Email(email)) => Ok(Self::Email(required("email", email, MAX_EMAIL_CHARS)?)),
         }
     }
 }
@@ -113,7 +116,7 @@ impl TryFrom<Option<proto::OrganizationRef>> for OrganizationSelector {
         match kind {
             None => Err(ValidationError::new("", "", "an organization is required: set id or name")),
             Some(Kind::Id(id)) => Ok(Self::Id(OrganizationId::parse("id", &id)?)),
-            Some(Kind::Name(name)) => Ok(Self::Name(required("name", name)?)),
+            Some(Kind::Name(name)) => Ok(Self::Name(required("name", name, MAX_NAME_CHARS)?)),
         }
     }
 }
@@ -135,8 +138,8 @@ impl TryFrom<Option<proto::ResourceRef>> for ResourceSelector {
             })) => Ok(Self::Key {
                 organization: OrganizationSelector::try_from(organization)
                     .map_err(|error| error.within("key.organization"))?,
-                resource_type: required("key.resource_type", resource_type)?,
-                external_id: required("key.external_id", external_id)?,
+                resource_type: required("key.resource_type", resource_type, MAX_IDENTIFIER_CHARS)?,
+                external_id: required("key.external_id", external_id, MAX_EXTERNAL_ID_CHARS)?,
             }),
         }
     }
@@ -152,7 +155,7 @@ fn check_query(
     Ok(CheckQuery {
         user: UserSelector::try_from(user).map_err(|error| error.within("user"))?,
         resource: ResourceSelector::try_from(resource).map_err(|error| error.within("resource"))?,
-        permission: required("permission", permission)?,
+        permission: required("permission", permission, MAX_IDENTIFIER_CHARS)?,
     })
 }
 
@@ -236,7 +239,9 @@ impl TryFrom<proto::ListEffectiveAccessRequest> for ListRequest {
                     .map(|organization| OrganizationSelector::try_from(Some(organization)))
                     .transpose()
                     .map_err(|error| error.within("organization"))?,
-                resource_type: (!resource_type.is_empty()).then_some(resource_type),
+                resource_type: (!resource_type.is_empty())
+                    .then(|| required("resource_type", resource_type, MAX_IDENTIFIER_CHARS))
+                    .transpose()?,
             },
             Some(Target::Resource(resource)) => {
                 if organization.is_some() {
@@ -278,9 +283,20 @@ impl TryFrom<proto::ListEffectiveAccessRequest> for ListRequest {
     }
 }
 
-fn required(field: &str, text: String) -> Result<String, ValidationError> {
+/// Checks that `text` is not empty and at most `max_chars` characters long.
+/// Longer text names nothing the directory accepts, so it is rejected before
+/// any lookup work is spent on it.
+fn required(field: &str, text: String, max_chars: usize) -> Result<String, ValidationError> {
     if text.is_empty() {
         return Err(ValidationError::new(field, "", "must not be empty"));
+    }
+    let length = text.chars().count();
+    if length > max_chars {
+        return Err(ValidationError::new(
+            field,
+            &text,
+            format!("is {length} characters long; the maximum is {max_chars}"),
+        ));
     }
     Ok(text)
 }
@@ -350,6 +366,45 @@ mod tests {
         };
         let error = CheckRequest::try_from(request).unwrap_err();
         assert_eq!(error.field, "resource.key.external_id");
+    }
+
+    #[test]
+    fn overlong_text_is_rejected_with_limit() {
+        let long_login = proto::CheckAccessRequest {
+            user: Some(proto::UserRef {
+                kind: Some(proto::user_ref::Kind::Login("a".repeat(MAX_LOGIN_CHARS + 1))),
+            }),
+            ..check("", &ResourceId::generate().to_string(), "read")
+        };
+        let error = CheckRequest::try_from(long_login).unwrap_err();
+        assert_eq!(error.field, "user.login");
+        assert!(error.reason.contains(&format!("maximum is {MAX_LOGIN_CHARS}")), "{error}");
+
+        let long_permission = check(
+            &UserId::generate().to_string(),
+            &ResourceId::generate().to_string(),
+            &"p".repeat(MAX_IDENTIFIER_CHARS + 1),
+        );
+        let error = CheckRequest::try_from(long_permission).unwrap_err();
+        assert_eq!(error.field, "permission");
+
+        let long_filter = proto::ListEffectiveAccessRequest {
+            resource_type: "t".repeat(MAX_IDENTIFIER_CHARS + 1),
+            ..list_for_user(0)
+        };
+        let error = ListRequest::try_from(long_filter).unwrap_err();
+        assert_eq!(error.field, "resource_type");
+    }
+
+    #[test]
+    fn text_at_limit_is_accepted() {
+        let request = proto::CheckAccessRequest {
+            user: Some(proto::UserRef {
+                kind: Some(proto::user_ref::Kind::Login("a".repeat(MAX_LOGIN_CHARS))),
+            }),
+            ..check("", &ResourceId::generate().to_string(), "read")
+        };
+        assert!(CheckRequest::try_from(request).is_ok());
     }
 
     #[test]

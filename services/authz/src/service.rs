@@ -4,23 +4,23 @@
 //! was read at.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use workteams_domain::ConsistencyToken;
+use workteams_evaluation::Index;
 use workteams_proto::authz::v1 as proto;
 use workteams_proto::authz::v1::authorization_service_server::AuthorizationService;
 use workteams_proto::directory::v1 as directory;
-use workteams_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 
 use crate::access::{self, Decision};
+use crate::authentication::DirectoryClient;
 use crate::consistency::{OtherEpoch, Requirement, WaitBudget, parse_grpc_timeout, wait_for_revision};
 use crate::error::AuthzError;
+use crate::metrics::{SidecarMetrics, UNKNOWN_RESOURCE_TYPE};
 use crate::page_token::{PageToken, query_fingerprint};
 use crate::request::{
     BatchCheckRequest, CheckQuery, CheckRequest, ListRequest, ListTarget, OrganizationSelector, ResourceSelector,
@@ -37,35 +37,13 @@ pub struct HandlerSettings {
     pub max_staleness: Option<Duration>,
 }
 
-/// Counts of checks decided since the sidecar started.
-#[derive(Debug, Default)]
-pub struct DecisionCounts {
-    allowed: AtomicU64,
-    denied: AtomicU64,
-}
-
-impl DecisionCounts {
-    pub fn allowed(&self) -> u64 {
-        self.allowed.load(Ordering::Relaxed)
-    }
-
-    pub fn denied(&self) -> u64 {
-        self.denied.load(Ordering::Relaxed)
-    }
-
-    fn record(&self, decision: &Decision) {
-        let counter = if decision.allowed() { &self.allowed } else { &self.denied };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// The gRPC service over the shared index.
 #[derive(Debug, Clone)]
 pub struct AuthorizationHandler {
     shared: Arc<SharedIndex>,
-    directory: DirectoryServiceClient<Channel>,
+    directory: DirectoryClient,
     settings: HandlerSettings,
-    decisions: Arc<DecisionCounts>,
+    metrics: SidecarMetrics,
 }
 
 /// The index version that serves one request.
@@ -87,16 +65,25 @@ impl View {
 impl AuthorizationHandler {
     pub fn new(
         shared: Arc<SharedIndex>,
-        directory: DirectoryServiceClient<Channel>,
+        directory: DirectoryClient,
         settings: HandlerSettings,
-        decisions: Arc<DecisionCounts>,
+        metrics: SidecarMetrics,
     ) -> Self {
         Self {
             shared,
             directory,
             settings,
-            decisions,
+            metrics,
         }
+    }
+
+    /// Decides one check at the current index version, as `CheckAccess`
+    /// does with minimize_latency, and counts it like the gRPC checks.
+    pub(crate) async fn check_current(&self, query: &CheckQuery) -> Result<Decision, AuthzError> {
+        let view = self.view(&Requirement::MinimizeLatency, None, &MetadataMap::new()).await?;
+        let decision = access::check(&view.index.index, query, Utc::now())?;
+        self.record(&view.index.index, &decision, view.index.revision().0, false);
+        Ok(decision)
     }
 
     /// Picks the index version for a request: the current one, or the first
@@ -179,7 +166,7 @@ impl AuthorizationHandler {
         for (position, query) in queries.iter().enumerate() {
             let decision =
                 access::check(&index.index, query, now).map_err(|error| error.within(&format!("checks[{position}]")))?;
-            self.record(&decision, revision, true);
+            self.record(&index.index, &decision, revision, true);
             if !decision.allowed() {
                 if denied == 0 {
                     tracing::info!(
@@ -207,8 +194,13 @@ impl AuthorizationHandler {
     /// Counts a decision and logs it: a denial at `info` (or at `debug`
     /// inside a batch, which logs one summary instead), every decision with
     /// its evaluation at `debug`.
-    fn record(&self, decision: &Decision, revision: i64, in_batch: bool) {
-        self.decisions.record(decision);
+    fn record(&self, index: &Index, decision: &Decision, revision: i64, in_batch: bool) {
+        let resource_type = decision
+            .resource_id
+            .and_then(|id| index.resource(id))
+            .filter(|resource| resource.definition.is_some())
+            .map_or(UNKNOWN_RESOURCE_TYPE, |resource| resource.resource_type);
+        self.metrics.record_decision(resource_type, decision.allowed());
         if let (Some(denial), false) = (decision.denial, in_batch) {
             tracing::info!(
                 user.id = decision.user_id.map(|id| id.to_string()).unwrap_or_default(),
@@ -242,7 +234,7 @@ impl AuthorizationService for AuthorizationHandler {
 
         let view = self.view(&request.consistency, None, &metadata).await?;
         let decision = access::check(&view.index.index, &request.query, Utc::now())?;
-        self.record(&decision, view.index.revision().0, false);
+        self.record(&view.index.index, &decision, view.index.revision().0, false);
 
         Ok(Response::new(proto::CheckAccessResponse {
             consistency_token: view.token(),

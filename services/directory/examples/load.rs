@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tonic::transport::{Channel, Endpoint};
-use workteams_directory::{DirectoryConfig, serve};
+use workteams_directory::{Authentication, DirectoryConfig, serve};
 use workteams_proto::directory::v1 as proto;
 use workteams_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 
@@ -41,6 +41,10 @@ async fn main() {
     let args = LoadArgs::parse();
     let data_dir = tempfile::tempdir().unwrap();
     let mut config = DirectoryConfig::with_data_dir(data_dir.path().to_path_buf());
+    // The load run measures the store and the API without token checks or
+    // the per-caller limit, which would cap its one client.
+    config.authentication = Authentication::InsecureNoAuth;
+    config.rate_limit = None;
     if let Some(url) = &args.database_url {
         config.database_url = url.clone();
     }

@@ -7,11 +7,14 @@
 //! configuration file, built-in default.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
+use workteams_auth::settings::{DEFAULT_JWKS_REFRESH, DEFAULT_LEEWAY};
+use workteams_auth::{AuthSettings, KeySource, RateLimit};
 use workteams_domain::{ResourceTypeDef, ResourceTypeRegistry};
 use workteams_telemetry::LogFormat;
 
@@ -46,6 +49,35 @@ pub const MAX_CONCURRENCY_LIMIT: usize = 1_000_000;
 pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(30);
 /// Value of `metrics_listen_address` that turns the metrics endpoint off.
 pub const METRICS_OFF: &str = "off";
+/// Default calls per second that one caller may make on average.
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 1_000;
+/// Default calls one caller may make at once before the average applies.
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 2_000;
+
+/// Authentication mode of the directory's callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authentication {
+    /// Nothing is configured, so the directory refuses to start.
+    Unconfigured,
+    /// Every call is accepted without credentials, as every caller's
+    /// `Caller::Unauthenticated`; the server warns at every start.
+    InsecureNoAuth,
+    /// Every call needs a bearer token verified with these settings.
+    Tokens(AuthSettings),
+}
+
+/// TLS for the gRPC listener, with optional client certificates (mutual
+/// TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM certificate chain of the server.
+    pub cert_file: PathBuf,
+    /// PEM private key of the server.
+    pub key_file: PathBuf,
+    /// PEM certificate authorities of client certificates; when set, every
+    /// client must present a certificate they signed.
+    pub client_ca_file: Option<PathBuf>,
+}
 
 /// Everything the directory server needs to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +106,11 @@ pub struct DirectoryConfig {
     /// Deadline of a call unless the client's `grpc-timeout` is shorter.
     /// It bounds the time to the response, so open Watch streams outlive it.
     pub default_deadline: Duration,
+    pub authentication: Authentication,
+    /// TLS of the gRPC listener; `None` serves plaintext HTTP/2.
+    pub tls: Option<TlsSettings>,
+    /// Token bucket of each caller; `None` turns the limit off.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for DirectoryConfig {
@@ -100,6 +137,9 @@ impl DirectoryConfig {
             metrics_listen_address: None,
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
             default_deadline: DEFAULT_CALL_DEADLINE,
+            authentication: Authentication::Unconfigured,
+            tls: None,
+            rate_limit: Some(default_rate_limit()),
         }
     }
 
@@ -141,6 +181,7 @@ impl DirectoryConfig {
             ));
         }
         self.resource_type_registry()?;
+        check_authentication(&self.authentication)?;
         Ok(())
     }
 }
@@ -259,6 +300,83 @@ pub struct DirectoryArgs {
     /// 30s [default: 30s].
     #[arg(long, env = "WORKTEAMS_DIRECTORY_DEFAULT_DEADLINE", value_name = "DURATION", value_parser = parse_duration)]
     pub default_deadline: Option<Duration>,
+
+    /// File holding the HS256 secret that verifies bearer tokens, at least
+    /// 32 bytes (for development; use a JWKS in production).
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_AUTH_SECRET_FILE", value_name = "FILE")]
+    pub auth_secret_file: Option<PathBuf>,
+
+    /// JSON Web Key Set file of the RS256 or ES256 keys that verify bearer
+    /// tokens.
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_AUTH_JWKS_FILE", value_name = "FILE")]
+    pub auth_jwks_file: Option<PathBuf>,
+
+    /// https URL of the JSON Web Key Set that verifies bearer tokens,
+    /// fetched at start and then every --auth-jwks-refresh.
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_AUTH_JWKS_URL", value_name = "URL")]
+    pub auth_jwks_url: Option<String>,
+
+    /// Interval between two fetches of --auth-jwks-url [default: 5m].
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_AUTH_JWKS_REFRESH", value_name = "DURATION", value_parser = parse_duration)]
+    pub auth_jwks_refresh: Option<Duration>,
+
+    /// PEM file of certificate authorities trusted for --auth-jwks-url, in
+    /// addition to the built-in web roots.
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_AUTH_JWKS_CA_FILE", value_name = "FILE")]
+    pub auth_jwks_ca_file: Option<PathBuf>,
+
+    /// Issuer (iss claim) every token must carry.
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_AUTH_ISSUER", value_name = "ISSUER")]
+    pub auth_issuer: Option<String>,
+
+    /// Audience (aud claim) every token must include.
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_AUTH_AUDIENCE", value_name = "AUDIENCE")]
+    pub auth_audience: Option<String>,
+
+    /// Tolerance for clock differences when checking exp and nbf
+    /// [default: 30s].
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_AUTH_LEEWAY", value_name = "DURATION", value_parser = parse_duration)]
+    pub auth_leeway: Option<Duration>,
+
+    /// YAML file of service accounts and their scopes.
+    #[arg(
+        long,
+        env = "WORKTEAMS_DIRECTORY_AUTH_SERVICE_ACCOUNTS_FILE",
+        value_name = "FILE"
+    )]
+    pub auth_service_accounts_file: Option<PathBuf>,
+
+    /// Accept every call without authentication. Only for local tests: anyone
+    /// who reaches the port can then read and change everything.
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+
+    /// PEM certificate chain for TLS on the gRPC listener.
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key for TLS on the gRPC listener.
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PEM certificate authorities of client certificates; when set, every
+    /// client must present one (mutual TLS).
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_TLS_CLIENT_CA_FILE", value_name = "FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+
+    /// Calls per second one caller may make on average, or 0 for no limit
+    /// [default: 1000].
+    #[arg(
+        long,
+        env = "WORKTEAMS_DIRECTORY_RATE_LIMIT_PER_SECOND",
+        value_name = "CALLS"
+    )]
+    pub rate_limit_per_second: Option<u32>,
+
+    /// Calls one caller may make at once before the average applies
+    /// [default: 2000].
+    #[arg(long, env = "WORKTEAMS_DIRECTORY_RATE_LIMIT_BURST", value_name = "CALLS")]
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// Keys of the YAML configuration file. Durations are text such as `7d`.
@@ -279,6 +397,21 @@ struct ConfigFile {
     metrics_listen_address: Option<String>,
     concurrency_limit: Option<usize>,
     default_deadline: Option<String>,
+    auth_secret_file: Option<PathBuf>,
+    auth_jwks_file: Option<PathBuf>,
+    auth_jwks_url: Option<String>,
+    auth_jwks_refresh: Option<String>,
+    auth_jwks_ca_file: Option<PathBuf>,
+    auth_issuer: Option<String>,
+    auth_audience: Option<String>,
+    auth_leeway: Option<String>,
+    auth_service_accounts_file: Option<PathBuf>,
+    insecure_no_auth: Option<bool>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_client_ca_file: Option<PathBuf>,
+    rate_limit_per_second: Option<u32>,
+    rate_limit_burst: Option<u32>,
 }
 
 impl DirectoryArgs {
@@ -387,6 +520,44 @@ impl DirectoryArgs {
             None => Vec::new(),
         };
 
+        let in_file_dir = |path: Option<PathBuf>| path.map(|path| file_dir.join(path));
+        let auth_leeway = duration(
+            "auth_leeway",
+            self.auth_leeway,
+            file.auth_leeway,
+            DEFAULT_LEEWAY,
+        )?;
+        let auth_jwks_refresh = duration(
+            "auth_jwks_refresh",
+            self.auth_jwks_refresh,
+            file.auth_jwks_refresh,
+            DEFAULT_JWKS_REFRESH,
+        )?;
+        let authentication = resolve_authentication(AuthenticationInputs {
+            secret_file: self.auth_secret_file.or_else(|| in_file_dir(file.auth_secret_file)),
+            jwks_file: self.auth_jwks_file.or_else(|| in_file_dir(file.auth_jwks_file)),
+            jwks_url: self.auth_jwks_url.or(file.auth_jwks_url),
+            jwks_refresh: auth_jwks_refresh,
+            jwks_ca_file: self.auth_jwks_ca_file.or_else(|| in_file_dir(file.auth_jwks_ca_file)),
+            issuer: self.auth_issuer.or(file.auth_issuer),
+            audience: self.auth_audience.or(file.auth_audience),
+            leeway: auth_leeway,
+            service_accounts_file: self
+                .auth_service_accounts_file
+                .or_else(|| in_file_dir(file.auth_service_accounts_file)),
+            insecure_no_auth: self.insecure_no_auth || file.insecure_no_auth.unwrap_or(false),
+        })?;
+        let tls = resolve_tls(
+            self.tls_cert_file.or_else(|| in_file_dir(file.tls_cert_file)),
+            self.tls_key_file.or_else(|| in_file_dir(file.tls_key_file)),
+            self.tls_client_ca_file
+                .or_else(|| in_file_dir(file.tls_client_ca_file)),
+        )?;
+        let rate_limit = resolve_rate_limit(
+            self.rate_limit_per_second.or(file.rate_limit_per_second),
+            self.rate_limit_burst.or(file.rate_limit_burst),
+        )?;
+
         let config = DirectoryConfig {
             listen_address,
             data_dir,
@@ -402,6 +573,9 @@ impl DirectoryArgs {
             metrics_listen_address,
             concurrency_limit,
             default_deadline,
+            authentication,
+            tls,
+            rate_limit,
         };
         config.validate()?;
         Ok(config)
@@ -450,6 +624,175 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .ok_or_else(invalid)?;
     }
     Ok(total)
+}
+
+/// The authentication settings from every source, before they are checked.
+struct AuthenticationInputs {
+    secret_file: Option<PathBuf>,
+    jwks_file: Option<PathBuf>,
+    jwks_url: Option<String>,
+    jwks_refresh: Duration,
+    jwks_ca_file: Option<PathBuf>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Duration,
+    service_accounts_file: Option<PathBuf>,
+    insecure_no_auth: bool,
+}
+
+/// Chooses the key source, and rejects settings that contradict each other
+/// so an operator never runs with less checking than they configured.
+fn resolve_authentication(inputs: AuthenticationInputs) -> Result<Authentication, ConfigError> {
+    let mut sources = Vec::new();
+    if let Some(path) = inputs.secret_file {
+        sources.push(("auth_secret_file", KeySource::SharedSecretFile(path)));
+    }
+    if let Some(path) = inputs.jwks_file {
+        sources.push(("auth_jwks_file", KeySource::JwksFile(path)));
+    }
+    if let Some(url) = inputs.jwks_url {
+        sources.push((
+            "auth_jwks_url",
+            KeySource::JwksUrl {
+                url,
+                refresh: inputs.jwks_refresh,
+                ca_file: inputs.jwks_ca_file.clone(),
+            },
+        ));
+    }
+    if inputs.jwks_ca_file.is_some() && !sources.iter().any(|(name, _)| *name == "auth_jwks_url") {
+        return Err(ConfigError::new(
+            "auth_jwks_ca_file",
+            "is only used with auth_jwks_url; set that too or remove it",
+        ));
+    }
+
+    let keys = match sources.len() {
+        0 => None,
+        1 => sources.pop().map(|(_, source)| source),
+        _ => {
+            let names: Vec<&str> = sources.iter().map(|(name, _)| *name).collect();
+            return Err(ConfigError::new(
+                names[1],
+                format!("set only one of {}", names.join(", ")),
+            ));
+        }
+    };
+
+    match (keys, inputs.insecure_no_auth) {
+        (Some(_), true) => Err(ConfigError::new(
+            "insecure_no_auth",
+            "contradicts the configured token keys; remove one of them",
+        )),
+        (None, true) => {
+            let stray = [
+                ("auth_issuer", inputs.issuer.is_some()),
+                ("auth_audience", inputs.audience.is_some()),
+                ("auth_service_accounts_file", inputs.service_accounts_file.is_some()),
+            ];
+            match stray.iter().find(|(_, set)| *set) {
+                Some((name, _)) => Err(ConfigError::new(
+                    *name,
+                    "has no effect with insecure_no_auth; configure token keys or remove it",
+                )),
+                None => Ok(Authentication::InsecureNoAuth),
+            }
+        }
+        (None, false) => {
+            if inputs.issuer.is_some() || inputs.audience.is_some() {
+                return Err(ConfigError::new(
+                    "auth_secret_file",
+                    "no token keys are configured; set auth_secret_file, auth_jwks_file or auth_jwks_url",
+                ));
+            }
+            Ok(Authentication::Unconfigured)
+        }
+        (Some(keys), false) => {
+            let issuer = inputs.issuer.ok_or_else(|| {
+                ConfigError::new("auth_issuer", "is required with token keys; set the iss tokens carry")
+            })?;
+            let audience = inputs.audience.ok_or_else(|| {
+                ConfigError::new(
+                    "auth_audience",
+                    "is required with token keys; set the aud tokens are issued for",
+                )
+            })?;
+            Ok(Authentication::Tokens(AuthSettings {
+                keys,
+                issuer,
+                audience,
+                leeway: inputs.leeway,
+                service_accounts_file: inputs.service_accounts_file,
+            }))
+        }
+    }
+}
+
+fn check_authentication(authentication: &Authentication) -> Result<(), ConfigError> {
+    match authentication {
+        Authentication::Unconfigured => Err(ConfigError::new(
+            "authentication",
+            "no authentication is configured; set auth_secret_file, auth_jwks_file or auth_jwks_url \
+             together with auth_issuer and auth_audience, or pass --insecure-no-auth to accept \
+             every call without credentials (local tests only)",
+        )),
+        Authentication::InsecureNoAuth => Ok(()),
+        Authentication::Tokens(settings) => settings
+            .validate()
+            .map_err(|error| ConfigError::new(error.setting, error.message)),
+    }
+}
+
+fn resolve_tls(
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_ca_file: Option<PathBuf>,
+) -> Result<Option<TlsSettings>, ConfigError> {
+    match (cert_file, key_file) {
+        (Some(cert_file), Some(key_file)) => Ok(Some(TlsSettings {
+            cert_file,
+            key_file,
+            client_ca_file,
+        })),
+        (Some(_), None) => Err(ConfigError::new(
+            "tls_key_file",
+            "is required with tls_cert_file",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "tls_cert_file",
+            "is required with tls_key_file",
+        )),
+        (None, None) if client_ca_file.is_some() => Err(ConfigError::new(
+            "tls_client_ca_file",
+            "needs TLS; set tls_cert_file and tls_key_file too",
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+fn resolve_rate_limit(
+    per_second: Option<u32>,
+    burst: Option<u32>,
+) -> Result<Option<RateLimit>, ConfigError> {
+    let per_second = per_second.unwrap_or(DEFAULT_RATE_LIMIT_PER_SECOND);
+    let Some(per_second) = NonZeroU32::new(per_second) else {
+        return Ok(None);
+    };
+    let burst = burst.unwrap_or(DEFAULT_RATE_LIMIT_BURST.max(per_second.get()));
+    let burst = NonZeroU32::new(burst).ok_or_else(|| {
+        ConfigError::new(
+            "rate_limit_burst",
+            "must be at least 1; set rate_limit_per_second to 0 to turn the limit off",
+        )
+    })?;
+    Ok(Some(RateLimit { per_second, burst }))
+}
+
+fn default_rate_limit() -> RateLimit {
+    RateLimit {
+        per_second: NonZeroU32::new(DEFAULT_RATE_LIMIT_PER_SECOND).unwrap_or(NonZeroU32::MIN),
+        burst: NonZeroU32::new(DEFAULT_RATE_LIMIT_BURST).unwrap_or(NonZeroU32::MIN),
+    }
 }
 
 fn default_listen_address() -> SocketAddr {
@@ -569,7 +912,16 @@ fn check_message_size(bytes: usize) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    /// Parses `list` with `--insecure-no-auth` added, for tests of other
+    /// settings.
     fn args(list: &[&str]) -> DirectoryArgs {
+        let mut argv = vec!["workteams-directory", "--insecure-no-auth"];
+        argv.extend_from_slice(list);
+        DirectoryArgs::try_parse_from(argv).unwrap()
+    }
+
+    /// Parses `list` as given.
+    fn auth_args(list: &[&str]) -> DirectoryArgs {
         let mut argv = vec!["workteams-directory"];
         argv.extend_from_slice(list);
         DirectoryArgs::try_parse_from(argv).unwrap()
@@ -590,9 +942,142 @@ mod tests {
     }
 
     #[test]
-    fn defaults_without_flags() {
-        let config = args(&[]).resolve().unwrap();
-        assert_eq!(config, DirectoryConfig::default());
+    fn defaults_with_insecure_flag() {
+        let config = auth_args(&["--insecure-no-auth"]).resolve().unwrap();
+        let expected = DirectoryConfig {
+            authentication: Authentication::InsecureNoAuth,
+            ..DirectoryConfig::default()
+        };
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn missing_authentication_rejected() {
+        let error = auth_args(&[]).resolve().unwrap_err();
+        assert_eq!(error.setting, "authentication");
+        assert!(error.message.contains("--insecure-no-auth"), "{}", error.message);
+    }
+
+    #[test]
+    fn secret_file_needs_issuer_and_audience() {
+        let error = auth_args(&["--auth-secret-file", "/run/secret"]).resolve().unwrap_err();
+        assert_eq!(error.setting, "auth_issuer");
+        let error = auth_args(&["--auth-secret-file", "/run/secret", "--auth-issuer", "i"])
+            .resolve()
+            .unwrap_err();
+        assert_eq!(error.setting, "auth_audience");
+    }
+
+    #[test]
+    fn token_settings_resolved() {
+        let config = auth_args(&[
+            "--auth-jwks-file",
+            "/etc/wt/jwks.json",
+            "--auth-issuer",
+            "https://id.example.test",
+            "--auth-audience",
+            "workteams",
+            "--auth-leeway",
+            "10s",
+        ])
+        .resolve()
+        .unwrap();
+        let Authentication::Tokens(settings) = config.authentication else {
+            panic!("tokens were not configured");
+        };
+        assert_eq!(settings.keys, KeySource::JwksFile("/etc/wt/jwks.json".into()));
+        assert_eq!(settings.leeway, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn two_key_sources_rejected() {
+        let error = auth_args(&[
+            "--auth-secret-file",
+            "/a",
+            "--auth-jwks-file",
+            "/b",
+            "--auth-issuer",
+            "i",
+            "--auth-audience",
+            "a",
+        ])
+        .resolve()
+        .unwrap_err();
+        assert_eq!(error.setting, "auth_jwks_file");
+    }
+
+    #[test]
+    fn insecure_with_keys_rejected() {
+        let error = auth_args(&[
+            "--insecure-no-auth",
+            "--auth-secret-file",
+            "/a",
+            "--auth-issuer",
+            "i",
+            "--auth-audience",
+            "a",
+        ])
+        .resolve()
+        .unwrap_err();
+        assert_eq!(error.setting, "insecure_no_auth");
+    }
+
+    #[test]
+    fn plain_jwks_url_rejected() {
+        let error = auth_args(&[
+            "--auth-jwks-url",
+            "http://id.example.test/jwks",
+            "--auth-issuer",
+            "i",
+            "--auth-audience",
+            "a",
+        ])
+        .resolve()
+        .unwrap_err();
+        assert_eq!(error.setting, "auth_jwks_url");
+    }
+
+    #[test]
+    fn tls_key_without_cert_rejected() {
+        let error = auth_args(&["--insecure-no-auth", "--tls-key-file", "/k"])
+            .resolve()
+            .unwrap_err();
+        assert_eq!(error.setting, "tls_cert_file");
+        let error = auth_args(&["--insecure-no-auth", "--tls-client-ca-file", "/ca"])
+            .resolve()
+            .unwrap_err();
+        assert_eq!(error.setting, "tls_client_ca_file");
+    }
+
+    #[test]
+    fn rate_limit_zero_turns_off() {
+        let config = auth_args(&["--insecure-no-auth", "--rate-limit-per-second", "0"])
+            .resolve()
+            .unwrap();
+        assert_eq!(config.rate_limit, None);
+        let error = auth_args(&["--insecure-no-auth", "--rate-limit-burst", "0"])
+            .resolve()
+            .unwrap_err();
+        assert_eq!(error.setting, "rate_limit_burst");
+    }
+
+    #[test]
+    fn auth_paths_relative_to_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("directory.yaml");
+        std::fs::write(
+            &path,
+            "auth_secret_file: secret\nauth_issuer: i\nauth_audience: a\nauth_service_accounts_file: accounts.yaml\n",
+        )
+        .unwrap();
+        let config = auth_args(&["--config", path.to_str().unwrap()])
+            .resolve()
+            .unwrap();
+        let Authentication::Tokens(settings) = config.authentication else {
+            panic!("tokens were not configured");
+        };
+        assert_eq!(settings.keys, KeySource::SharedSecretFile(dir.path().join("secret")));
+        assert_eq!(settings.service_accounts_file, Some(dir.path().join("accounts.yaml")));
     }
 
     #[test]

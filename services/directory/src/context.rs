@@ -10,8 +10,9 @@ use workteams_domain::command::check_idempotency_key;
 use workteams_domain::{Caller, UserId, ValidationError};
 use workteams_storage::{IdempotencyKey, RequestContext};
 
-/// Metadata key naming the user or service that makes the call. Until
-/// authentication exists the directory trusts it as given.
+/// Metadata key naming the user or service that makes the call. Only an
+/// insecure directory (no authentication) records it; otherwise the
+/// authenticated caller is the actor.
 pub const ACTOR_METADATA: &str = "x-workteams-actor";
 /// Metadata key of the request id, read from the request and always set on
 /// the response (generated when the client sent none).
@@ -32,6 +33,8 @@ const MAX_REQUEST_ID_BYTES: usize = 128;
 pub struct CallContext {
     /// The RPC method name without the service, such as `CreateTeam`.
     pub method: &'static str,
+    /// Actor recorded for the call's changes: the authenticated caller's
+    /// name, or the client's actor metadata without authentication.
     pub actor: Option<String>,
     /// Who makes the call, as established by authentication.
     pub caller: Caller,
@@ -96,12 +99,18 @@ impl CallContext {
         }
     }
 
-    /// Returns the actor as a user id, when it is one: team memberships and grants
-    /// record who added them.
+    /// Returns the user who makes the call, when it is one: team memberships
+    /// and grants record who added them. Without authentication the client's
+    /// actor metadata is used when it is a user id.
     pub fn actor_user_id(&self) -> Option<UserId> {
-        self.actor
-            .as_deref()
-            .and_then(|actor| UserId::parse(ACTOR_METADATA, actor).ok())
+        match &self.caller {
+            Caller::User(user_id) => Some(*user_id),
+            Caller::Service(_) => None,
+            Caller::Unauthenticated => self
+                .actor
+                .as_deref()
+                .and_then(|actor| UserId::parse(ACTOR_METADATA, actor).ok()),
+        }
     }
 
     /// Records an entity id on the call's span.

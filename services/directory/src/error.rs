@@ -6,8 +6,11 @@ use std::collections::HashMap;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use workteams_auth::AuthError;
 use workteams_domain::ValidationError;
 use workteams_storage::StoreError;
+
+use crate::authorization::Denied;
 
 /// The `ErrorInfo.domain` of every error the directory returns.
 pub const ERROR_DOMAIN: &str = "directory.workteams";
@@ -25,6 +28,10 @@ pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
 pub const FAILED_PRECONDITION: &str = "FAILED_PRECONDITION";
 /// `ErrorInfo.reason` when the server stops a stream to shut down.
 pub const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
+/// `ErrorInfo.reason` when a caller has used up its rate limit.
+pub const RATE_LIMITED: &str = "RATE_LIMITED";
+/// `ErrorInfo.reason` when the caller may not make the call.
+pub const PERMISSION_DENIED: &str = "PERMISSION_DENIED";
 
 /// The error of an RPC: invalid input, a store error, or shutdown.
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +43,22 @@ pub enum ApiError {
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    /// The caller may not make this call on these ids.
+    #[error(transparent)]
+    PermissionDenied(#[from] Denied),
+
     /// The server is stopping; the client should retry on another replica
     /// or later.
     #[error("the directory is shutting down; reconnect and retry")]
     ShuttingDown,
+
+    /// The call's credentials were missing or rejected.
+    #[error("authentication failed: {0}")]
+    Unauthenticated(#[from] AuthError),
+
+    /// The caller has used up its rate limit.
+    #[error("too many calls from this caller; retry after {} ms", retry_after.as_millis())]
+    RateLimited { retry_after: std::time::Duration },
 }
 
 impl ApiError {
@@ -55,7 +74,11 @@ impl ApiError {
                 | StoreError::FailedPrecondition { field, .. },
             ) => Some(field),
             Self::Store(StoreError::IdempotencyKeyReused { .. }) => Some("idempotency_key"),
-            Self::Store(_) | Self::ShuttingDown => None,
+            Self::PermissionDenied(denied) => denied.field.as_deref(),
+            Self::Store(_)
+            | Self::ShuttingDown
+            | Self::Unauthenticated(_)
+            | Self::RateLimited { .. } => None,
         }
     }
 
@@ -65,6 +88,25 @@ impl ApiError {
         match self {
             Self::Invalid(error) => invalid_argument(&error),
             Self::Store(error) => store_status(error, request_id),
+            Self::PermissionDenied(denied) => {
+                let field = denied.field.clone().unwrap_or_default();
+                let details = error_info(PERMISSION_DENIED, &[("field", &field)]);
+                Status::with_error_details(Code::PermissionDenied, denied.to_string(), details)
+            }
+            Self::Unauthenticated(error) => {
+                let details = error_info(error.reason(), &[]);
+                Status::with_error_details(
+                    Code::Unauthenticated,
+                    format!("authentication failed: {error}"),
+                    details,
+                )
+            }
+            Self::RateLimited { retry_after } => {
+                let mut details = error_info(RATE_LIMITED, &[]);
+                details.set_retry_info(Some(retry_after));
+                let message = Self::RateLimited { retry_after }.to_string();
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
             Self::ShuttingDown => {
                 let details =
                     ErrorDetails::with_error_info(SHUTTING_DOWN, ERROR_DOMAIN, HashMap::new());

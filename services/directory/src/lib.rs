@@ -6,14 +6,17 @@
 //! on bound gRPC and metrics listeners. The `workteams-directory` binary and
 //! in-process callers (the CLI, end-to-end tests) start it that way.
 
+pub mod authentication;
+pub mod authorization;
 pub mod config;
 pub mod context;
 pub mod convert;
 pub mod error;
+pub mod pool_metrics;
 pub mod server;
 pub mod service;
 pub mod stream;
 
-pub use config::{ConfigError, DirectoryArgs, DirectoryConfig};
+pub use config::{Authentication, ConfigError, DirectoryArgs, DirectoryConfig, TlsSettings};
 pub use server::{ServeError, ServeListeners, bind_metrics, serve, serve_with};
 pub use service::{Directory, StreamSettings};

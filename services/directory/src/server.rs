@@ -11,15 +11,19 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tonic::server::NamedService;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use workteams_proto::directory::v1::directory_service_server::DirectoryServiceServer;
 use workteams_storage::{RequestContext, RetentionPolicy, Store, StoreConfig, StoreError};
 use workteams_telemetry::{CallLimits, Metrics, ServerLayers, serve_metrics};
 
-use crate::config::{ConfigError, DirectoryConfig};
+use workteams_auth::Authenticator;
+
+use crate::authentication::CallGate;
+use crate::config::{Authentication, ConfigError, DirectoryConfig, TlsSettings};
+use crate::pool_metrics::PoolCollector;
 use crate::service::{Directory, StreamSettings};
 
 /// Full name of the gRPC health service.
@@ -116,6 +120,8 @@ pub async fn serve_with(
         metrics: metrics_listener,
     } = listeners;
     let registry = config.resource_type_registry()?;
+    let authenticator = load_authenticator(&config.authentication).await?;
+    let tls = config.tls.as_ref().map(read_tls).transpose()?;
 
     let store = open_store(&config).await?;
     let synced = store
@@ -153,20 +159,22 @@ pub async fn serve_with(
             max_message_size: config.max_message_size,
         },
         streams_stopped.clone(),
+        CallGate::new(authenticator, config.rate_limit),
     );
     let directory_service = DirectoryServiceServer::new(directory)
         .max_decoding_message_size(config.max_message_size)
         .max_encoding_message_size(config.max_message_size);
 
     let purge = tokio::spawn(purge_periodically(
-        store,
+        store.clone(),
         config.clone(),
         streams_stopped.clone(),
     ));
 
-    // NOTE: database pool gauges need an accessor for the pool's size and
-    // idle count on `Store`, which does not expose its connection yet.
     let metrics = Metrics::new()?;
+    metrics
+        .registry()
+        .register(Box::new(PoolCollector::new(store)?))?;
     let metrics_server = metrics_listener.map(|metrics_listener| {
         if let Ok(address) = metrics_listener.local_addr() {
             tracing::info!(%address, "metrics endpoint serving");
@@ -201,7 +209,11 @@ pub async fn serve_with(
         begin_shutdown(shutdown, health, stop_streams).await;
         let _ = drain_started.send(());
     };
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .layer(layers)
         .add_service(health_service)
         .add_service(reflection_service)
@@ -255,6 +267,60 @@ async fn begin_shutdown(
 
     // Fails only when no stream or purge task listens any more.
     let _ = stop_streams.send(true);
+}
+
+/// Loads the token keys and service accounts, or warns that every call is
+/// accepted without credentials. Health and reflection never need a token.
+async fn load_authenticator(
+    authentication: &Authentication,
+) -> Result<Option<Authenticator>, ServeError> {
+    match authentication {
+        Authentication::Unconfigured => Err(ServeError::Config(ConfigError::new(
+            "authentication",
+            "no authentication is configured",
+        ))),
+        Authentication::InsecureNoAuth => {
+            tracing::warn!(
+                "authentication is off (insecure_no_auth): anyone who reaches the listen address \
+                 can read and change every organization"
+            );
+            Ok(None)
+        }
+        Authentication::Tokens(settings) => {
+            let authenticator = Authenticator::load(settings)
+                .await
+                .map_err(|error| ServeError::Config(ConfigError::new(error.setting, error.message)))?;
+            tracing::info!(
+                issuer = %settings.issuer,
+                audience = %settings.audience,
+                service_accounts = authenticator.service_account_count(),
+                "bearer token authentication on"
+            );
+            Ok(Some(authenticator))
+        }
+    }
+}
+
+/// Reads the TLS certificate, key and optional client CA files.
+fn read_tls(settings: &TlsSettings) -> Result<ServerTlsConfig, ServeError> {
+    let read = |setting: &'static str, path: &PathBuf| {
+        std::fs::read(path).map_err(|error| {
+            ServeError::Config(ConfigError::new(
+                setting,
+                format!("cannot read {}: {error}", path.display()),
+            ))
+        })
+    };
+    let certificate = read("tls_cert_file", &settings.cert_file)?;
+    let key = read("tls_key_file", &settings.key_file)?;
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(certificate, key));
+    if let Some(path) = &settings.client_ca_file {
+        let authorities = read("tls_client_ca_file", path)?;
+        tls = tls
+            .client_ca_root(Certificate::from_pem(authorities))
+            .client_auth_optional(false);
+    }
+    Ok(tls)
 }
 
 async fn open_store(config: &DirectoryConfig) -> Result<Store, ServeError> {

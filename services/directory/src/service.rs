@@ -1,5 +1,6 @@
 //! The `DirectoryService` gRPC handlers. Each one reads the call context,
-//! converts the message into a domain command or query, calls the store and
+//! converts the message into a domain command or query, checks that the
+//! caller may make the call ([`crate::authorization`]), calls the store and
 //! converts the result. The conversions live in [`crate::convert`] and the
 //! error mapping in [`crate::error`].
 
@@ -10,10 +11,13 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
+use workteams_domain::command::MemberSpec;
 use workteams_proto::directory::v1 as proto;
 use workteams_proto::directory::v1::directory_service_server::DirectoryService;
 use workteams_storage::Store;
 
+use crate::authorization::{Access, Ids};
+use crate::authentication::CallGate;
 use crate::context::CallContext;
 use crate::convert::entities::{invitation_at, membership_to_proto};
 use crate::convert::{IntoProto, RequestFacts, TryIntoDomain};
@@ -38,30 +42,44 @@ pub struct Directory {
     streams: StreamSettings,
     /// Turns true when the server shuts down, which ends Watch streams.
     shutdown: watch::Receiver<bool>,
+    /// Authenticates and rate-limits every call before its handler runs.
+    gate: CallGate,
 }
 
 impl Directory {
-    pub fn new(store: Store, streams: StreamSettings, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        store: Store,
+        streams: StreamSettings,
+        shutdown: watch::Receiver<bool>,
+        gate: CallGate,
+    ) -> Self {
         Self {
             store,
             streams,
             shutdown,
+            gate,
         }
     }
 
-    /// Reads the call context and takes the message out of the request.
+    /// Reads the call context, authenticates the caller and takes the
+    /// message out of the request.
     fn begin<T>(
         &self,
         method: &'static str,
         request: Request<T>,
     ) -> Result<(CallContext, T), Status> {
-        match CallContext::from_metadata(method, request.metadata()) {
-            Ok(call) => Ok((call, request.into_inner())),
+        let mut call = match CallContext::from_metadata(method, request.metadata()) {
+            Ok(call) => call,
             Err(error) => {
                 let call = CallContext::fallback(method);
-                Err(finish_error(&call, ApiError::from(error)))
+                return Err(finish_error(&call, ApiError::from(error)));
             }
+        };
+
+        if let Err(error) = self.gate.admit(&mut call, request.metadata()) {
+            return Err(finish_error(&call, error));
         }
+        Ok((call, request.into_inner()))
     }
 
     fn facts(&self, call: &CallContext) -> RequestFacts {
@@ -114,6 +132,7 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call).require_global_admin("creating an organization")?;
             let written = self
                 .store
                 .create_organization(&call.store_context(idempotency), command)
@@ -134,7 +153,10 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("GetOrganization", request)?;
         self.run(&call, async {
             let lookup = message.try_into_domain(&self.facts(&call))?;
-            let organization = self.store.get_organization(&lookup).await?;
+            let access = Access::new(&self.store, &call);
+            let organization =
+                access.hide_not_found("id", self.store.get_organization(&lookup).await)?;
+            access.read_organization_record(&organization).await?;
             Ok(proto::GetOrganizationResponse {
                 organization: Some(organization.into_proto()),
             })
@@ -150,6 +172,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .manage(&Ids::organization("id", command.id))
+                .await?;
             call.record("organization_id", &command.id);
             let written = self
                 .store
@@ -171,6 +196,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let page = message.try_into_domain(&self.facts(&call))?;
             let page = self.store.list_organizations(&page).await?;
+            let page = Access::new(&self.store, &call)
+                .visible_organizations(page)
+                .await?;
             Ok(proto::ListOrganizationsResponse {
                 organizations: page.items.into_proto(),
                 next_page_token: page.next_page_token.unwrap_or_default(),
@@ -187,6 +215,7 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call).require_global_admin("creating a user")?;
             let written = self
                 .store
                 .create_user(&call.store_context(idempotency), command)
@@ -207,7 +236,9 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("GetUser", request)?;
         self.run(&call, async {
             let lookup = message.try_into_domain(&self.facts(&call))?;
-            let user = self.store.get_user(&lookup).await?;
+            let access = Access::new(&self.store, &call);
+            let user = access.hide_not_found("id", self.store.get_user(&lookup).await)?;
+            access.read_user(&user).await?;
             Ok(proto::GetUserResponse {
                 user: Some(user.into_proto()),
             })
@@ -223,6 +254,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call).require_global_admin(
+                "changing a user, who may belong to several organizations,",
+            )?;
             call.record("user_id", &command.id);
             let written = self
                 .store
@@ -243,6 +277,7 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("ListUsers", request)?;
         self.run(&call, async {
             let page = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call).require_global_read("listing every user")?;
             let page = self.store.list_users(&page).await?;
             Ok(proto::ListUsersResponse {
                 users: page.items.into_proto(),
@@ -260,6 +295,7 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call).require_global_admin("creating users")?;
             let written = self
                 .store
                 .batch_create_users(&call.store_context(idempotency), command)
@@ -280,6 +316,12 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .add_members(
+                    command.organization_id,
+                    &[("role".to_owned(), &command.member)],
+                )
+                .await?;
             call.record("organization_id", &command.organization_id);
             call.record("user_id", &command.member.user_id);
             let written = self
@@ -301,6 +343,9 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("GetOrganizationMember", request)?;
         self.run(&call, async {
             let key = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .read_member(key.organization_id, key.user_id)
+                .await?;
             call.record("organization_id", &key.organization_id);
             call.record("user_id", &key.user_id);
             let member = self
@@ -322,6 +367,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .change_member(command.organization_id, command.user_id, command.role)
+                .await?;
             call.record("organization_id", &command.organization_id);
             call.record("user_id", &command.user_id);
             let written = self
@@ -344,6 +392,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let removal = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .change_member(removal.organization_id, removal.user_id, None)
+                .await?;
             call.record("organization_id", &removal.organization_id);
             call.record("user_id", &removal.user_id);
             let context = call.store_context(idempotency);
@@ -365,6 +416,9 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("ListOrganizationMembers", request)?;
         self.run(&call, async {
             let (organization_id, page) = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .read(&Ids::organization("organization_id", organization_id))
+                .await?;
             call.record("organization_id", &organization_id);
             let page = self.store.list_members(organization_id, &page).await?;
             Ok(proto::ListOrganizationMembersResponse {
@@ -383,6 +437,15 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            let specs: Vec<(String, &MemberSpec)> = command
+                .members
+                .iter()
+                .enumerate()
+                .map(|(index, spec)| (format!("members[{index}].role"), spec))
+                .collect();
+            Access::new(&self.store, &call)
+                .add_members(command.organization_id, &specs)
+                .await?;
             call.record("organization_id", &command.organization_id);
             let written = self
                 .store
@@ -404,6 +467,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .create_team(&command)
+                .await?;
             call.record("organization_id", &command.organization_id);
             let written = self
                 .store
@@ -425,6 +491,7 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("GetTeam", request)?;
         self.run(&call, async {
             let team_id = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call).read_team(team_id).await?;
             call.record("team_id", &team_id);
             let team = self.store.get_team(team_id).await?;
             Ok(proto::GetTeamResponse {
@@ -441,6 +508,9 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("ListTeams", request)?;
         self.run(&call, async {
             let (filter, page) = message.try_into_domain(&self.facts(&call))?;
+            let ids = Ids::organization("organization_id", filter.organization_id)
+                .and_optional_team("parent_team_id", filter.parent_team_id);
+            Access::new(&self.store, &call).read(&ids).await?;
             call.record("organization_id", &filter.organization_id);
             let page = self.store.list_teams(&filter, &page).await?;
             Ok(proto::ListTeamsResponse {
@@ -459,6 +529,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .manage(&Ids::team("id", command.id))
+                .await?;
             call.record("team_id", &command.id);
             let written = self
                 .store
@@ -480,6 +553,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let deletion = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .manage(&Ids::team("id", deletion.id))
+                .await?;
             call.record("team_id", &deletion.id);
             let context = call.store_context(idempotency);
             let written = self
@@ -501,6 +577,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .manage(&Ids::team("team_id", command.team_id))
+                .await?;
             call.record("team_id", &command.team_id);
             let written = self
                 .store
@@ -522,6 +601,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .set_team_parent(command.team_id, command.parent_team_id)
+                .await?;
             call.record("team_id", &command.team_id);
             let written = self
                 .store
@@ -543,6 +625,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .set_team_role(command.team_id, command.role)
+                .await?;
             call.record("team_id", &command.team_id);
             let written = self
                 .store
@@ -564,6 +649,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .change_team_members(command.team_id)
+                .await?;
             call.record("team_id", &command.team_id);
             let written = self
                 .store
@@ -585,6 +673,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .change_team_members(command.team_id)
+                .await?;
             call.record("team_id", &command.team_id);
             let written = self
                 .store
@@ -604,6 +695,9 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("ListTeamMembers", request)?;
         self.run(&call, async {
             let (query, page) = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .read_team_members(&query)
+                .await?;
             call.record("team_id", &query.team_id);
             let page = self.store.list_team_members(&query, &page).await?;
             let memberships = page
@@ -628,6 +722,9 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("ListUserTeams", request)?;
         self.run(&call, async {
             let (query, page) = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .read_user_teams(&query)
+                .await?;
             call.record("user_id", &query.user_id);
             let page = self.store.list_user_teams(&query, &page).await?;
             let (teams, memberships) = page
@@ -666,6 +763,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let creation = message.try_into_domain(&self.facts(&call))?;
+            let ids = Ids::organization("organization_id", creation.organization_id)
+                .and_resource_parents("resource", [&creation.resource]);
+            Access::new(&self.store, &call).manage(&ids).await?;
             call.record("organization_id", &creation.organization_id);
             let context = call.store_context(idempotency);
             let written = self
@@ -689,6 +789,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            let ids = Ids::organization("organization_id", command.organization_id)
+                .and_resource_parents("resources", &command.resources);
+            Access::new(&self.store, &call).manage(&ids).await?;
             call.record("organization_id", &command.organization_id);
             let written = self
                 .store
@@ -709,6 +812,9 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("GetResource", request)?;
         self.run(&call, async {
             let lookup = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .read(&Ids::of_resource_lookup(&lookup))
+                .await?;
             let resource = self.store.get_resource(&lookup).await?;
             call.record("resource_id", &resource.id);
             Ok(proto::GetResourceResponse {
@@ -726,6 +832,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            let ids = Ids::resource("id", command.id)
+                .and_optional_resource("parent_resource_id", command.parent_resource_id.flatten());
+            Access::new(&self.store, &call).manage(&ids).await?;
             call.record("resource_id", &command.id);
             let written = self
                 .store
@@ -747,6 +856,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let deletion = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .manage(&Ids::resource("id", deletion.id))
+                .await?;
             call.record("resource_id", &deletion.id);
             let context = call.store_context(idempotency);
             let written = self
@@ -767,6 +879,9 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("ListResources", request)?;
         self.run(&call, async {
             let (filter, page) = message.try_into_domain(&self.facts(&call))?;
+            let ids = Ids::organization("organization_id", filter.organization_id)
+                .and_optional_resource("parent_resource_id", filter.parent_resource_id);
+            Access::new(&self.store, &call).read(&ids).await?;
             call.record("organization_id", &filter.organization_id);
             let page = self.store.list_resources(&filter, &page).await?;
             Ok(proto::ListResourcesResponse {
@@ -785,6 +900,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            let ids = Ids::resource("resource_id", command.resource_id)
+                .and_subject("subject.team_id", command.subject);
+            Access::new(&self.store, &call).manage(&ids).await?;
             call.record("resource_id", &command.resource_id);
             let written = self
                 .store
@@ -806,6 +924,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let revocation = message.try_into_domain(&self.facts(&call))?;
+            let ids = Ids::resource("resource_id", revocation.resource_id)
+                .and_subject("subject.team_id", revocation.subject);
+            Access::new(&self.store, &call).manage(&ids).await?;
             call.record("resource_id", &revocation.resource_id);
             let context = call.store_context(idempotency);
             let written = self
@@ -828,6 +949,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            let ids = Ids::organization("organization_id", command.organization_id)
+                .and_grant_changes(&command.changes);
+            Access::new(&self.store, &call).manage(&ids).await?;
             call.record("organization_id", &command.organization_id);
             let written = self
                 .store
@@ -850,6 +974,10 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("ListGrants", request)?;
         self.run(&call, async {
             let (filter, page) = message.try_into_domain(&self.facts(&call))?;
+            let ids = Ids::organization("organization_id", filter.organization_id)
+                .and_optional_resource("resource_id", filter.resource_id)
+                .and_optional_subject("subject.team_id", filter.subject);
+            Access::new(&self.store, &call).read(&ids).await?;
             call.record("organization_id", &filter.organization_id);
             let page = self.store.list_grants(&filter, &page).await?;
             Ok(proto::ListGrantsResponse {
@@ -868,6 +996,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .create_invitation(command.organization_id, &command.team_ids)
+                .await?;
             call.record("organization_id", &command.organization_id);
             let written = self
                 .store
@@ -889,6 +1020,9 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("GetInvitation", request)?;
         self.run(&call, async {
             let invitation_id = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .read_invitation(invitation_id)
+                .await?;
             call.record("invitation_id", &invitation_id);
             let invitation = self.store.get_invitation(invitation_id).await?;
             Ok(proto::GetInvitationResponse {
@@ -906,6 +1040,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let command = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .accept_invitation(command.id)
+                .await?;
             call.record("invitation_id", &command.id);
             let written = self
                 .store
@@ -929,6 +1066,9 @@ impl DirectoryService for Directory {
         self.run(&call, async {
             let idempotency = call.take_idempotency(&mut message)?;
             let invitation_id = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .revoke_invitation(invitation_id)
+                .await?;
             call.record("invitation_id", &invitation_id);
             let written = self
                 .store
@@ -949,6 +1089,12 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("ListInvitations", request)?;
         self.run(&call, async {
             let (filter, page) = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .read(&Ids::organization(
+                    "organization_id",
+                    filter.organization_id,
+                ))
+                .await?;
             call.record("organization_id", &filter.organization_id);
             let page = self.store.list_invitations(&filter, &page).await?;
             let now = Utc::now();
@@ -971,6 +1117,12 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("ListAuditEvents", request)?;
         self.run(&call, async {
             let (filter, page) = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call)
+                .read(&Ids::organization(
+                    "organization_id",
+                    filter.organization_id,
+                ))
+                .await?;
             call.record("organization_id", &filter.organization_id);
             let page = self.store.list_audit_events(&filter, &page).await?;
             Ok(proto::ListAuditEventsResponse {
@@ -1003,6 +1155,7 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("Watch", request)?;
         self.run(&call, async {
             let start = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call).require_global_read("watching the change stream")?;
             if let Some(organization_id) = &start.organization_id {
                 call.record("organization_id", organization_id);
             }
@@ -1032,6 +1185,7 @@ impl DirectoryService for Directory {
         let (call, message) = self.begin("ExportSnapshot", request)?;
         self.run(&call, async {
             let organization_id = message.try_into_domain(&self.facts(&call))?;
+            Access::new(&self.store, &call).require_global_read("exporting a snapshot")?;
             if let Some(organization_id) = &organization_id {
                 call.record("organization_id", organization_id);
             }

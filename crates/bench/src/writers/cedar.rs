@@ -181,6 +181,7 @@ pub fn request(graph: &Graph<'_>, case: CheckCase) -> (String, String, String) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::Utc;
 

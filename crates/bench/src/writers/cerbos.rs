@@ -135,6 +135,7 @@ impl<'g, 'a> CerbosRequests<'g, 'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::Utc;
 

@@ -189,6 +189,7 @@ pub fn manifest(graph: &Graph<'_>) -> anyhow::Result<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::Utc;
 

@@ -214,6 +214,7 @@ impl<'g, 'a> Ids<'g, 'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

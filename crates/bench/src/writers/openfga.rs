@@ -221,6 +221,7 @@ pub fn parse_failures(output: &str) -> (Vec<AssertionKey>, Vec<AssertionKey>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::Utc;
 

@@ -154,6 +154,7 @@ pub fn input(graph: &Graph<'_>, case: CheckCase) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::Utc;
 

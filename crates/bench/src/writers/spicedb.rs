@@ -156,6 +156,7 @@ pub fn relationships(graph: &Graph<'_>) -> Vec<Relationship> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::Utc;
 

@@ -21,13 +21,20 @@ pub const EXIT_DENIED: u8 = 1;
 /// Exit status of any command that fails.
 pub const EXIT_ERROR: u8 = 2;
 
-pub fn endpoints(global: &GlobalArgs) -> Endpoints {
-    Endpoints {
+pub fn endpoints(global: &GlobalArgs) -> Result<Endpoints, CliError> {
+    let environment_token = std::env::var(crate::connect::TOKEN_VARIABLE).ok();
+    let token = crate::connect::find_token(
+        global.token_file.as_deref(),
+        environment_token.as_deref(),
+        &global.data_dir,
+    )?;
+    Ok(Endpoints {
         directory: global.directory.clone(),
         authz: global.authz.clone(),
         timeout: Duration::from_secs(global.timeout.max(1)),
         data_dir: global.data_dir.clone(),
-    }
+        token,
+    })
 }
 
 fn sync_options(args: &crate::cli::SyncArgs) -> SyncOptions {
@@ -51,7 +58,7 @@ fn subject(args: &SubjectArgs) -> Result<admin::SubjectArg, CliError> {
 
 /// Runs one command, writing results to `out` and warnings to `err`.
 pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CliError> {
-    let endpoints = endpoints(&cli.global);
+    let endpoints = endpoints(&cli.global)?;
     if let Some(actor) = &cli.global.actor {
         crate::connect::set_actor(actor)?;
     }

@@ -3,12 +3,14 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
 
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use workteams_authz::AuthzConfig;
-use workteams_directory::DirectoryConfig;
+use workteams_auth::DevCredentials;
+use workteams_directory::{Authentication, DirectoryConfig};
 
 use crate::cli::{GlobalArgs, UpArgs};
 use crate::error::CliError;
@@ -24,11 +26,13 @@ pub struct RunningServices {
 }
 
 /// Binds both listeners and starts both services. The sidecar follows the
-/// directory started here.
+/// directory started here, sending the token in `sidecar_token_file` when
+/// the directory requires one.
 pub async fn start_services(
     mut directory_config: DirectoryConfig,
     directory_listen: SocketAddr,
     authz_listen: SocketAddr,
+    sidecar_token_file: Option<&Path>,
 ) -> Result<RunningServices, CliError> {
     let directory_listener = TcpListener::bind(directory_listen).await.map_err(|error| {
         CliError::Serve(format!("cannot listen on {directory_listen}: {error}"))
@@ -40,14 +44,19 @@ pub async fn start_services(
     let authz_address = local_address(&authz_listener)?;
     directory_config.listen_address = directory_address;
 
-    let authz_config = AuthzConfig::try_parse_from([
+    let mut authz_args = vec![
         "workteams-authz".to_owned(),
         "--listen".to_owned(),
         authz_address.to_string(),
         "--directory-address".to_owned(),
         format!("http://{directory_address}"),
-    ])
-    .map_err(|error| CliError::Serve(format!("invalid sidecar settings: {error}")))?;
+    ];
+    if let Some(path) = sidecar_token_file {
+        authz_args.push("--directory-token-file".to_owned());
+        authz_args.push(path.display().to_string());
+    }
+    let authz_config = AuthzConfig::try_parse_from(authz_args)
+        .map_err(|error| CliError::Serve(format!("invalid sidecar settings: {error}")))?;
 
     let (stop, stopped) = watch::channel(false);
     let directory = tokio::spawn(workteams_directory::serve(
@@ -111,13 +120,24 @@ pub async fn up(global: &GlobalArgs, args: &UpArgs, out: &mut dyn Write) -> Resu
     if let Some(url) = &args.database_url {
         config.database_url = url.clone();
     }
+    // Local use gets a development key and an owner token in the data
+    // folder, which every later command finds on its own.
+    let credentials = DevCredentials::ensure(&global.data_dir)
+        .map_err(|error| CliError::Serve(format!("cannot create development credentials: {error}")))?;
+    config.authentication = Authentication::Tokens(credentials.settings());
     let database = if config.uses_sqlite() {
         config.database_url.clone()
     } else {
         "the PostgreSQL database given by --database-url".to_owned()
     };
 
-    let mut services = start_services(config, args.directory_listen, args.authz_listen).await?;
+    let mut services = start_services(
+        config,
+        args.directory_listen,
+        args.authz_listen,
+        Some(&credentials.token_file),
+    )
+    .await?;
     print_text(
         out,
         &format!(

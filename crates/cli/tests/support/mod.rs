@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 use workteams_cli::commands::up::{RunningServices, start_services};
-use workteams_cli::connect::Endpoints;
+use workteams_auth::DevCredentials;
+use workteams_cli::connect::{DirectoryClient, Endpoints, find_token};
 use workteams_cli::error::CliError;
 use workteams_cli::sync::{Source, SyncOptions, SyncReport, run_sync};
-use workteams_directory::DirectoryConfig;
+use workteams_directory::{Authentication, DirectoryConfig};
 use workteams_proto::authz::v1 as authz;
 use workteams_proto::authz::v1::authorization_service_client::AuthorizationServiceClient;
-use workteams_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 use workteams_storage::testing::TestDatabase;
 
 /// Both services on one test database, and a client data folder.
@@ -39,10 +39,15 @@ pub async fn all_services() -> Vec<Services> {
 impl Services {
     pub async fn start(database: TestDatabase) -> Self {
         let folder = tempfile::tempdir().expect("temporary folder");
+        let client_dir = folder.path().join("client");
+        // The development credentials `workteams up` makes, in the client's
+        // data folder, where the commands look for the token.
+        let credentials = DevCredentials::ensure(&client_dir).expect("development credentials");
         let mut config = DirectoryConfig::with_data_dir(folder.path().join("server"));
         config.database_url = database.url().to_owned();
+        config.authentication = Authentication::Tokens(credentials.settings());
         let loopback = "127.0.0.1:0".parse().expect("address");
-        let running = start_services(config, loopback, loopback)
+        let running = start_services(config, loopback, loopback, Some(&credentials.token_file))
             .await
             .expect("services start");
 
@@ -50,7 +55,8 @@ impl Services {
             directory: format!("http://{}", running.directory_address),
             authz: format!("http://{}", running.authz_address),
             timeout: Duration::from_secs(120),
-            data_dir: folder.path().join("client"),
+            token: find_token(None, None, &client_dir).expect("development token"),
+            data_dir: client_dir,
         };
         let services = Self {
             endpoints,
@@ -79,7 +85,7 @@ impl Services {
         panic!("the sidecar did not become ready");
     }
 
-    pub async fn directory(&self) -> DirectoryServiceClient<Channel> {
+    pub async fn directory(&self) -> DirectoryClient {
         self.endpoints.directory().await.expect("directory client")
     }
 

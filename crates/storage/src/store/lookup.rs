@@ -276,6 +276,46 @@ pub(crate) async fn resource_is_within(
 /// means corrupt data.
 const MAX_TREE_DEPTH: usize = 10_000;
 
+/// Counts the teams on the path from `team_id` to the top, itself included:
+/// 1 for a top-level team.
+pub(crate) async fn team_depth(db: &impl ConnectionTrait, team_id: TeamId) -> Result<usize, StoreError> {
+    let mut current = Some(team_id.to_string());
+    let mut depth = 0_usize;
+    while let Some(id) = current {
+        depth += 1;
+        if depth > MAX_TREE_DEPTH {
+            return Err(StoreError::corrupt(format!("team tree deeper than {MAX_TREE_DEPTH} levels at {id}")));
+        }
+        current = teams::Entity::find_by_id(id).one(db).await?.and_then(|row| row.parent_team_id);
+    }
+    Ok(depth)
+}
+
+/// Counts the levels of the subtree under `team_id`, itself included: 1 for
+/// a team without children. Counting stops once it passes `max_levels`,
+/// because the caller only needs to know the subtree is too deep.
+pub(crate) async fn team_subtree_levels(
+    db: &impl ConnectionTrait,
+    team_id: TeamId,
+    max_levels: usize,
+) -> Result<usize, StoreError> {
+    let mut levels = 0_usize;
+    let mut frontier = vec![team_id.to_string()];
+    while !frontier.is_empty() && levels <= max_levels {
+        levels += 1;
+        let mut next = Vec::new();
+        for chunk in frontier.chunks(IN_LIST_CHUNK) {
+            let children = teams::Entity::find()
+                .filter(teams::Column::ParentTeamId.is_in(chunk.iter().cloned()))
+                .all(db)
+                .await?;
+            next.extend(children.into_iter().map(|row| row.id));
+        }
+        frontier = next;
+    }
+    Ok(levels)
+}
+
 /// The ids of a team's descendants (not the team itself), breadth first.
 pub(crate) async fn descendant_teams(db: &impl ConnectionTrait, team_id: TeamId) -> Result<Vec<TeamId>, StoreError> {
     let mut descendants = Vec::new();

@@ -9,6 +9,7 @@ mod lookup;
 pub(crate) mod members;
 pub(crate) mod memberships;
 mod organizations;
+mod ownership;
 mod resource_types;
 mod resources;
 mod roles;
@@ -103,6 +104,16 @@ impl StoreConfig {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<StoreInner>,
+}
+
+/// Connections of the database pool at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Open connections, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    /// The pool's configured maximum.
+    pub max: u32,
 }
 
 struct StoreInner {
@@ -230,6 +241,25 @@ impl Store {
             ))
             .await?;
         Ok(result.rows_affected())
+    }
+
+    /// Returns how many database connections are open and idle.
+    pub fn pool_usage(&self) -> PoolUsage {
+        let (size, idle) = match self.inner.backend {
+            Backend::Sqlite => {
+                let pool = self.inner.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            Backend::Postgres => {
+                let pool = self.inner.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        PoolUsage {
+            size,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max: self.inner.config.max_connections,
+        }
     }
 
     pub(crate) fn db(&self) -> &DatabaseConnection {

@@ -3,8 +3,10 @@
 use std::collections::BTreeSet;
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use workteams_domain::command::{Etag, GrantChange, GrantSpec, NewTeam, SetTeamLeaders, SetTeamParent, TeamUpdate};
-use workteams_domain::{Entity, Invitation, Membership, Subject, Team, TeamId, UserId};
+use workteams_domain::command::{
+    Etag, GrantChange, GrantSpec, MAX_TEAM_DEPTH, NewTeam, SetTeamLeaders, SetTeamParent, TeamUpdate,
+};
+use workteams_domain::{Entity, Invitation, Membership, Subject, Team, TeamId, UserId, ValidationError};
 
 use super::time::truncate;
 use super::write::{WriteTransaction, begin_write};
@@ -19,7 +21,8 @@ impl Store {
     /// transaction.
     ///
     /// Errors: `Validation` (also on `grants[i].permissions[j]` for
-    /// permissions the resource's type lacks); `NotFound` on
+    /// permissions the resource's type lacks, and on `parent_team_id` when
+    /// the team would be nested deeper than [`MAX_TEAM_DEPTH`]); `NotFound` on
     /// `organization_id`, `parent_team_id`, `members[i].user_id` or
     /// `grants[i].resource_id`; `AlreadyExists` on `name`;
     /// `FailedPrecondition` on `parent_team_id` (another organization),
@@ -53,6 +56,8 @@ impl Store {
                     format!("team {parent_id} belongs to another organization"),
                 ));
             }
+            let depth = lookup::team_depth(tx.db(), parent_id).await? + 1;
+            check_team_depth(parent_id, depth)?;
         }
         check_organization_members(&tx, organization_id, members.iter().map(|member| member.user_id), "members").await?;
 
@@ -327,7 +332,8 @@ impl Store {
     ///
     /// Errors: `NotFound` on `team_id` or `parent_team_id`;
     /// `FailedPrecondition` on `parent_team_id` (another organization, or a
-    /// cycle); `Aborted`.
+    /// cycle); `Validation` on `parent_team_id` when the team or one below
+    /// it would be nested deeper than [`MAX_TEAM_DEPTH`]; `Aborted`.
     pub async fn set_team_parent(
         &self,
         context: &RequestContext,
@@ -357,6 +363,9 @@ impl Store {
                     format!("team {parent_id} is the team itself or one of its descendants; the move would make a cycle"),
                 ));
             }
+            let subtree_levels = lookup::team_subtree_levels(tx.db(), team_id, MAX_TEAM_DEPTH).await?;
+            let depth = lookup::team_depth(tx.db(), parent_id).await? + subtree_levels;
+            check_team_depth(parent_id, depth)?;
         }
         if current.parent_team_id == parent_team_id {
             return tx.commit(self, current).await;
@@ -369,6 +378,22 @@ impl Store {
         let updated = save_team(&mut tx, &current, updated).await?;
         tx.commit(self, updated).await
     }
+}
+
+/// Rejects a write that would leave a team `depth` levels deep, counted
+/// from the top, under the parent `parent_id`.
+fn check_team_depth(parent_id: TeamId, depth: usize) -> Result<(), StoreError> {
+    if depth <= MAX_TEAM_DEPTH {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        "parent_team_id",
+        parent_id.to_string(),
+        format!(
+            "teams would be nested {depth} levels deep under this parent; the maximum is {MAX_TEAM_DEPTH}, so choose a parent nearer the top"
+        ),
+    )
+    .into())
 }
 
 /// Writes a changed team with the next version and records it with its

@@ -20,7 +20,7 @@ pub use deadline::{Deadline, DeadlineLayer, parse_grpc_timeout};
 pub use load_shed::{LoadShed, LoadShedLayer};
 pub use request_id::{REQUEST_ID_HEADER, RequestId, RequestIdLayer};
 pub use rpc_metrics::{RpcMetrics, RpcMetricsBody, RpcMetricsLayer};
-pub use trace_context::{TraceContext, TraceContextLayer, parent_context};
+pub use trace_context::{TraceContext, TraceContextLayer, inject_current_context, parent_context};
 
 use crate::Metrics;
 

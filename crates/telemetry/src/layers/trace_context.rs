@@ -5,7 +5,8 @@
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -79,6 +80,30 @@ pub fn parent_context(headers: &HeaderMap) -> opentelemetry::Context {
     TraceContextPropagator::new().extract(&MetadataExtractor(headers))
 }
 
+/// Adds the W3C trace context of the current `tracing` span to the
+/// metadata of an outgoing call, so the server's span joins this trace.
+/// Adds nothing when the span belongs to no OpenTelemetry trace, as when
+/// no exporter is installed.
+pub fn inject_current_context(metadata: &mut tonic::metadata::MetadataMap) {
+    let context = tracing::Span::current().context();
+    if !context.span().span_context().is_valid() {
+        return;
+    }
+    TraceContextPropagator::new().inject_context(&context, &mut MetadataInjector(metadata));
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let key = tonic::metadata::MetadataKey::from_bytes(key.as_bytes());
+        let value = tonic::metadata::MetadataValue::try_from(value.as_str());
+        if let (Ok(key), Ok(value)) = (key, value) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
 struct MetadataExtractor<'a>(&'a HeaderMap);
 
 impl Extractor for MetadataExtractor<'_> {
@@ -116,6 +141,36 @@ mod tests {
         );
         assert_eq!(parent.span_id().to_string(), "00f067aa0ba902b7");
         assert!(parent.is_remote());
+    }
+
+    #[test]
+    fn nothing_injected_outside_a_trace() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        inject_current_context(&mut metadata);
+        assert!(metadata.get("traceparent").is_none());
+    }
+
+    #[test]
+    fn span_context_injected() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+        let subscriber = tracing_subscriber::registry().with(layer);
+
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("outgoing");
+            let _entered = span.enter();
+            let mut metadata = tonic::metadata::MetadataMap::new();
+
+            inject_current_context(&mut metadata);
+
+            let trace_id = span.context().span().span_context().trace_id().to_string();
+            let traceparent = metadata.get("traceparent").unwrap().to_str().unwrap();
+            assert!(traceparent.starts_with("00-"), "{traceparent}");
+            assert!(traceparent.contains(&trace_id), "{traceparent} lacks {trace_id}");
+        });
     }
 
     #[test]
