@@ -63,6 +63,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "WORKTEAMS_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
+    /// File holding the service token (a JWT) sent to the sidecar, for a
+    /// sidecar started with its own authentication settings. Without it,
+    /// sidecar calls carry no token.
+    #[arg(long, global = true, env = "WORKTEAMS_AUTHZ_TOKEN_FILE", value_name = "FILE")]
+    pub authz_token_file: Option<PathBuf>,
+
     /// Time limit for one call to a service, in seconds.
     #[arg(
         long,

@@ -35,18 +35,37 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many times a call that failed in transit is sent in total.
 const MAX_ATTEMPTS: u32 = 4;
 
-/// A directory client that sends the command's bearer token, if any.
-pub type DirectoryClient = DirectoryServiceClient<InterceptedService<Channel, CallerToken>>;
+/// A directory client that sends the command's bearer token, if any, and
+/// its trace context.
+pub type DirectoryClient = DirectoryServiceClient<InterceptedService<Channel, CallMetadata>>;
+
+/// A sidecar client that sends the command's trace context.
+pub type AuthzClient = AuthorizationServiceClient<InterceptedService<Channel, CallMetadata>>;
 
 /// The bearer token sent with every directory call, when one was found.
 #[derive(Debug, Clone, Default)]
 pub struct CallerToken(pub Option<BearerToken>);
 
-impl Interceptor for CallerToken {
+/// Adds to every outgoing call the bearer token, when there is one, and the
+/// W3C trace context (`traceparent`) of the current span, when that span
+/// belongs to an exported trace.
+#[derive(Debug, Clone, Default)]
+pub struct CallMetadata {
+    token: CallerToken,
+}
+
+impl CallMetadata {
+    pub fn new(token: CallerToken) -> Self {
+        Self { token }
+    }
+}
+
+impl Interceptor for CallMetadata {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
+        if let Some(token) = &self.token.0 {
             token.apply(&mut request);
         }
+        workteams_telemetry::inject_current_context(request.metadata_mut());
         Ok(request)
     }
 }
@@ -62,19 +81,25 @@ pub struct Endpoints {
     pub data_dir: PathBuf,
     /// Bearer token for the directory.
     pub token: CallerToken,
+    /// Service token for a sidecar that requires one.
+    pub authz_token: CallerToken,
 }
 
 impl Endpoints {
     pub async fn directory(&self) -> Result<DirectoryClient, CliError> {
         let channel = connect(&self.directory, self.timeout).await?;
-        Ok(DirectoryServiceClient::with_interceptor(channel, self.token.clone())
+        let metadata = CallMetadata::new(self.token.clone());
+        Ok(DirectoryServiceClient::with_interceptor(channel, metadata)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 
-    pub async fn authz(&self) -> Result<AuthorizationServiceClient<Channel>, CliError> {
+    /// Connects to the sidecar. Its calls carry the trace context and, when
+    /// one was given, the sidecar's service token.
+    pub async fn authz(&self) -> Result<AuthzClient, CliError> {
         let channel = connect(&self.authz, self.timeout).await?;
-        Ok(AuthorizationServiceClient::new(channel)
+        let metadata = CallMetadata::new(self.authz_token.clone());
+        Ok(AuthorizationServiceClient::with_interceptor(channel, metadata)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
@@ -166,6 +191,17 @@ pub fn find_token(
     match BearerToken::from_file(&development) {
         Ok(token) => Ok(CallerToken(Some(token))),
         Err(_) => Ok(CallerToken(None)),
+    }
+}
+
+/// Reads the sidecar's service token from `--authz-token-file`. Without the
+/// setting, sidecar calls carry no token, which the default sidecar accepts.
+pub fn find_authz_token(token_file: Option<&Path>) -> Result<CallerToken, CliError> {
+    match token_file {
+        Some(path) => BearerToken::from_file(path)
+            .map(|token| CallerToken(Some(token)))
+            .map_err(|error| CliError::Usage(format!("invalid --authz-token-file: {error}"))),
+        None => Ok(CallerToken(None)),
     }
 }
 
@@ -366,6 +402,121 @@ mod tests {
         let store = TokenStore::new(folder.path());
         std::fs::write(store.path(), "not a token").unwrap();
         assert_eq!(store.load(), None);
+    }
+
+    #[test]
+    fn authz_token_read_from_file() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("sidecar-token");
+        std::fs::write(&path, "sidecar-token-for-tests\n").unwrap();
+
+        let token = find_authz_token(Some(&path)).unwrap();
+        let mut metadata = CallMetadata::new(token);
+        let sent = intercepted(&mut metadata);
+
+        assert_eq!(
+            sent.get("authorization").and_then(|value| value.to_str().ok()),
+            Some("Bearer sidecar-token-for-tests")
+        );
+    }
+
+    #[test]
+    fn authz_token_absent_without_setting() {
+        let token = find_authz_token(None).unwrap();
+        assert!(token.0.is_none());
+    }
+
+    #[test]
+    fn authz_token_missing_file_rejected() {
+        let folder = tempfile::tempdir().unwrap();
+        let missing = folder.path().join("missing");
+
+        let error = find_authz_token(Some(&missing)).unwrap_err();
+
+        assert!(error.to_string().contains("--authz-token-file"), "{error}");
+    }
+
+    /// Runs `call` under a subscriber that gives spans OpenTelemetry
+    /// contexts, as the binary's does when span export is on.
+    fn with_span_export<T>(call: impl FnOnce() -> T) -> T {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), call)
+    }
+
+    fn intercepted(metadata: &mut CallMetadata) -> tonic::metadata::MetadataMap {
+        metadata
+            .call(tonic::Request::new(()))
+            .expect("the interceptor accepts every call")
+            .metadata()
+            .clone()
+    }
+
+    fn is_lower_hex(text: &str, length: usize) -> bool {
+        text.len() == length
+            && text
+                .chars()
+                .all(|character| matches!(character, '0'..='9' | 'a'..='f'))
+    }
+
+    #[test]
+    fn current_span_sent_as_traceparent_with_token() {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+        let token = BearerToken::new("token-for-tests").unwrap();
+        let mut metadata = CallMetadata::new(CallerToken(Some(token)));
+
+        let (sent, trace_id, span_id) = with_span_export(|| {
+            let span = tracing::info_span!("command");
+            let _entered = span.enter();
+            let context = span.context();
+            let span_context = context.span().span_context().clone();
+            (
+                intercepted(&mut metadata),
+                span_context.trace_id().to_string(),
+                span_context.span_id().to_string(),
+            )
+        });
+
+        let traceparent = sent.get("traceparent").unwrap().to_str().unwrap();
+        let fields: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(fields.len(), 4, "{traceparent}");
+        assert_eq!(fields[0], "00", "{traceparent}");
+        assert!(is_lower_hex(fields[1], 32), "{traceparent}");
+        assert!(is_lower_hex(fields[2], 16), "{traceparent}");
+        assert!(is_lower_hex(fields[3], 2), "{traceparent}");
+        assert_eq!(fields[1], trace_id);
+        assert_eq!(fields[2], span_id);
+        assert_ne!(trace_id, "0".repeat(32));
+        assert_eq!(
+            sent.get("authorization").unwrap().to_str().unwrap(),
+            "Bearer token-for-tests"
+        );
+    }
+
+    #[test]
+    fn no_traceparent_outside_an_exported_span() {
+        let mut metadata = CallMetadata::default();
+
+        let without_subscriber = intercepted(&mut metadata);
+        let outside_span = with_span_export(|| intercepted(&mut metadata));
+        let plain_logging = tracing::subscriber::with_default(
+            tracing_subscriber::fmt().with_writer(std::io::sink).finish(),
+            || {
+                let span = tracing::info_span!("command");
+                let _entered = span.enter();
+                intercepted(&mut metadata)
+            },
+        );
+
+        for sent in [without_subscriber, outside_span, plain_logging] {
+            assert!(sent.get("traceparent").is_none(), "{sent:?}");
+            assert!(sent.get("authorization").is_none(), "{sent:?}");
+        }
     }
 
     #[test]

@@ -145,8 +145,18 @@ pub fn render_status(status: &tonic::Status) -> String {
             ));
         }
     }
+    if status.code() == tonic::Code::Unauthenticated {
+        text.push_str(UNAUTHENTICATED_HINT);
+    }
     text
 }
+
+/// The sources of a command's tokens, shown with every rejected token
+/// because the server's message speaks of gRPC metadata.
+const UNAUTHENTICATED_HINT: &str = "\n  hint: directory calls send the token from --token-file, \
+     WORKTEAMS_TOKEN, or the development token `workteams up` keeps in the data folder; \
+     sidecar calls send the one from --authz-token-file. Check also that --directory and \
+     --authz name the services the token was made for.";
 
 fn code_name(code: tonic::Code) -> impl fmt::Display {
     match code {
@@ -167,5 +177,30 @@ fn code_name(code: tonic::Code) -> impl fmt::Display {
         tonic::Code::Unavailable => "unavailable",
         tonic::Code::DataLoss => "data loss",
         tonic::Code::Unauthenticated => "unauthenticated",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthenticated_status_names_token_sources() {
+        let status = tonic::Status::unauthenticated("the token has expired");
+
+        let text = render_status(&status);
+
+        assert!(text.starts_with("the token has expired (unauthenticated)"), "{text}");
+        assert!(text.contains("--token-file"), "{text}");
+        assert!(text.contains("--authz-token-file"), "{text}");
+    }
+
+    #[test]
+    fn other_status_has_no_token_hint() {
+        let status = tonic::Status::permission_denied("not an administrator");
+
+        let text = render_status(&status);
+
+        assert!(!text.contains("hint:"), "{text}");
     }
 }

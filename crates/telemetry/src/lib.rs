@@ -53,7 +53,7 @@ pub use layers::{CallLimits, ServerLayers, inject_current_context};
 pub use metrics::{METRICS_PATH, Metrics, serve_metrics};
 pub use prometheus;
 pub use subscriber::{
-    LogFormat, OtlpExport, ResolvedTracing, TelemetryEnvironment, TracingGuard, TracingSettings,
+    LogFormat, LogTarget, OtlpExport, ResolvedTracing, TelemetryEnvironment, TracingGuard, TracingSettings,
 };
 
 /// An error while setting up telemetry.

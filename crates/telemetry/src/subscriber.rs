@@ -72,6 +72,16 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// The stream that log lines are written to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard output, for servers.
+    #[default]
+    Stdout,
+    /// Standard error, for commands whose standard output carries results.
+    Stderr,
+}
+
 /// The telemetry variables of the process environment, read once at start
 /// so that tests can pass their own values instead of changing the
 /// environment.
@@ -121,6 +131,7 @@ pub struct TracingSettings {
     /// `service.name` of exported spans unless `OTEL_SERVICE_NAME` is set.
     pub service_name: String,
     pub log_format: LogFormat,
+    pub log_target: LogTarget,
     /// Filter directive used when `RUST_LOG` is unset, such as `info`.
     pub default_filter: String,
 }
@@ -130,6 +141,7 @@ impl TracingSettings {
         Self {
             service_name: service_name.into(),
             log_format,
+            log_target: LogTarget::Stdout,
             default_filter: "info".to_owned(),
         }
     }
@@ -151,6 +163,7 @@ impl TracingSettings {
         let otlp = otlp_export(environment, &self.service_name)?;
         Ok(ResolvedTracing {
             log_format: self.log_format,
+            log_target: self.log_target,
             filter_text,
             otlp,
         })
@@ -170,6 +183,7 @@ pub struct OtlpExport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedTracing {
     pub log_format: LogFormat,
+    pub log_target: LogTarget,
     /// The filter directive in force, from `RUST_LOG` or the default.
     pub filter_text: String,
     /// `None` when no OTLP endpoint is configured or export is disabled.
@@ -186,13 +200,22 @@ impl ResolvedTracing {
     pub fn install(self) -> Result<TracingGuard, TelemetryError> {
         let filter = parse_filter(&self.filter_text)?;
 
-        let log_layer = match self.log_format {
-            LogFormat::Plain => tracing_subscriber::fmt::layer()
+        let log_layer = match (self.log_format, self.log_target) {
+            (LogFormat::Plain, LogTarget::Stdout) => tracing_subscriber::fmt::layer()
                 .with_ansi(std::io::stdout().is_terminal())
                 .boxed(),
-            LogFormat::Json => tracing_subscriber::fmt::layer()
+            (LogFormat::Plain, LogTarget::Stderr) => tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .boxed(),
+            (LogFormat::Json, LogTarget::Stdout) => tracing_subscriber::fmt::layer()
                 .json()
                 .with_current_span(true)
+                .boxed(),
+            (LogFormat::Json, LogTarget::Stderr) => tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_writer(std::io::stderr)
                 .boxed(),
         };
 
@@ -447,6 +470,20 @@ mod tests {
         let environment = TelemetryEnvironment::from_pairs([("RUST_LOG", " ")]);
         let resolved = settings().resolve(&environment).unwrap();
         assert_eq!(resolved.filter_text, "info");
+    }
+
+    #[tokio::test]
+    async fn span_exporter_builds() {
+        let export = OtlpExport {
+            endpoint: "http://127.0.0.1:4317".to_owned(),
+            service_name: "workteams-test".to_owned(),
+            timeout: DEFAULT_EXPORT_TIMEOUT,
+        };
+
+        let provider = build_tracer_provider(&export).unwrap();
+
+        // Nothing was recorded, so shutting down sends nothing.
+        provider.shutdown().unwrap();
     }
 
     #[test]

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use serde::Serialize;
-use tonic::transport::Channel;
 use workteams_proto::authz::v1 as authz;
-use workteams_proto::authz::v1::authorization_service_client::AuthorizationServiceClient;
 
 use crate::connect::{Endpoints, TokenTracker, call};
 use crate::error::CliError;
@@ -17,7 +15,7 @@ use crate::resolve::{self, Directory, ResourceArg, organization_ref, resource_re
 /// Page size of effective-access listings.
 const PAGE_SIZE: i32 = 1_000;
 
-type Authz = AuthorizationServiceClient<Channel>;
+type Authz = crate::connect::AuthzClient;
 
 /// One grant or rule behind a decision, with names instead of ids.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

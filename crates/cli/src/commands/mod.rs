@@ -8,6 +8,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::cli::{
     Cli, Command, GlobalArgs, ImportCommand, MembersCommand, OrganizationsCommand,
     ResourcesCommand, SubjectArgs, TeamsCommand, UsersCommand,
@@ -28,12 +30,15 @@ pub fn endpoints(global: &GlobalArgs) -> Result<Endpoints, CliError> {
         environment_token.as_deref(),
         &global.data_dir,
     )?;
+    let authz_token = crate::connect::find_authz_token(global.authz_token_file.as_deref())?;
+
     Ok(Endpoints {
         directory: global.directory.clone(),
         authz: global.authz.clone(),
         timeout: Duration::from_secs(global.timeout.max(1)),
         data_dir: global.data_dir.clone(),
         token,
+        authz_token,
     })
 }
 
@@ -56,8 +61,46 @@ fn subject(args: &SubjectArgs) -> Result<admin::SubjectArg, CliError> {
     }
 }
 
-/// Runs one command, writing results to `out` and warnings to `err`.
+/// Target of the command span. The binary's default log filter enables it
+/// by name, so that the span, and the trace context sent with every call,
+/// exist while other info events stay hidden.
+pub const COMMAND_SPAN_TARGET: &str = "workteams_cli::command";
+
+/// Runs one command inside a `command` span, writing results to `out` and
+/// warnings to `err`. With span export on, every call the command makes
+/// carries the span's trace context, so the services' spans join its trace.
 pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CliError> {
+    let name = format!("workteams {}", command_name(&cli.command));
+    let span = tracing::info_span!(target: COMMAND_SPAN_TARGET, "command", otel.name = name);
+    run_command(cli, out, err).instrument(span).await
+}
+
+/// Returns the subcommand's name as typed, such as `apply` or `teams`.
+pub fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Up(_) => "up",
+        Command::Apply(_) => "apply",
+        Command::Import(_) => "import",
+        Command::Check(_) => "check",
+        Command::Access(_) => "access",
+        Command::Who(_) => "who",
+        Command::Organizations(_) => "orgs",
+        Command::Users(_) => "users",
+        Command::Teams(_) => "teams",
+        Command::Members(_) => "members",
+        Command::Resources(_) => "resources",
+        Command::Grant(_) => "grant",
+        Command::Revoke(_) => "revoke",
+        Command::Status(_) => "status",
+        Command::Audit(_) => "audit",
+    }
+}
+
+async fn run_command(
+    cli: Cli,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
     let endpoints = endpoints(&cli.global)?;
     if let Some(actor) = &cli.global.actor {
         crate::connect::set_actor(actor)?;

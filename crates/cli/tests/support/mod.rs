@@ -7,15 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tonic::transport::Channel;
 use workteams_cli::commands::up::{RunningServices, start_services};
 use workteams_auth::DevCredentials;
-use workteams_cli::connect::{DirectoryClient, Endpoints, find_token};
+use workteams_cli::connect::{AuthzClient, CallerToken, DirectoryClient, Endpoints, find_token};
 use workteams_cli::error::CliError;
 use workteams_cli::sync::{Source, SyncOptions, SyncReport, run_sync};
 use workteams_directory::{Authentication, DirectoryConfig};
 use workteams_proto::authz::v1 as authz;
-use workteams_proto::authz::v1::authorization_service_client::AuthorizationServiceClient;
 use workteams_storage::testing::TestDatabase;
 
 /// Both services on one test database, and a client data folder.
@@ -56,6 +54,7 @@ impl Services {
             authz: format!("http://{}", running.authz_address),
             timeout: Duration::from_secs(120),
             token: find_token(None, None, &client_dir).expect("development token"),
+            authz_token: CallerToken::default(),
             data_dir: client_dir,
         };
         let services = Self {
@@ -89,7 +88,7 @@ impl Services {
         self.endpoints.directory().await.expect("directory client")
     }
 
-    pub async fn authz(&self) -> AuthorizationServiceClient<Channel> {
+    pub async fn authz(&self) -> AuthzClient {
         self.endpoints.authz().await.expect("sidecar client")
     }
 

@@ -106,7 +106,7 @@ impl<'a> Access<'a> {
         }
         Err(self.deny(
             None,
-            format!("{what} requires a service account with the AdminAll scope"),
+            format!("{what} requires a service account with the `admin` scope"),
         ))
     }
 
@@ -119,7 +119,7 @@ impl<'a> Access<'a> {
         }
         Err(self.deny(
             None,
-            format!("{what} requires a service account with the ReadAll or AdminAll scope"),
+            format!("{what} requires a service account with the `read` or `admin` scope"),
         ))
     }
 
