@@ -776,7 +776,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
             Rpc::GetOrganization(proto::GetOrganizationRequest {
                 lookup: Some(proto::get_organization_request::Lookup::Id(globex.clone())),
             }),
-            "organization_id",
+            "id",
         ),
         (
             "UpdateOrganization.id",
@@ -786,7 +786,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                 display_name: "Hacked".to_owned(),
                 ..Default::default()
             }),
-            "organization_id",
+            "id",
         ),
         (
             "GetUser.id",
@@ -814,7 +814,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                 organization_id: globex.clone(),
                 user_id: world.globex_owner.id.clone(),
             }),
-            "user_id",
+            "organization_id",
         ),
         (
             "UpdateOrganizationMember.organization_id",
@@ -920,7 +920,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                 name: "renamed".to_owned(),
                 ..Default::default()
             }),
-            "organization_id",
+            "id",
         ),
         (
             "DeleteTeam.id",
@@ -928,7 +928,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                 id: sales.clone(),
                 ..Default::default()
             }),
-            "organization_id",
+            "id",
         ),
         (
             "SetTeamLeaders.team_id",
@@ -937,7 +937,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                 leader_user_ids: vec![world.globex_owner.id.clone()],
                 ..Default::default()
             }),
-            "organization_id",
+            "team_id",
         ),
         (
             "SetTeamParent.team_id",
@@ -964,7 +964,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                 role: proto::MemberRole::Administrator.into(),
                 ..Default::default()
             }),
-            "organization_id",
+            "team_id",
         ),
         (
             "AddTeamMembers.team_id",
@@ -1029,7 +1029,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                     globex_mailbox.clone(),
                 )),
             }),
-            "organization_id",
+            "id",
         ),
         (
             "GetResource.key.organization_id",
@@ -1042,7 +1042,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                     },
                 )),
             }),
-            "organization_id",
+            "key.organization_id",
         ),
         (
             "UpdateResource.id",
@@ -1052,7 +1052,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                 display_name: "renamed".to_owned(),
                 ..Default::default()
             }),
-            "organization_id",
+            "id",
         ),
         (
             "DeleteResource.id",
@@ -1060,7 +1060,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                 id: globex_mailbox.clone(),
                 ..Default::default()
             }),
-            "organization_id",
+            "id",
         ),
         (
             "ListResources.organization_id",
@@ -1209,7 +1209,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
             Rpc::GetInvitation(proto::GetInvitationRequest {
                 id: world.globex_invitation.id.clone(),
             }),
-            "organization_id",
+            "id",
         ),
         (
             "AcceptInvitation.id",
@@ -1217,7 +1217,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                 id: world.globex_invitation.id.clone(),
                 ..Default::default()
             }),
-            "organization_id",
+            "id",
         ),
         (
             "RevokeInvitation.id",
@@ -1225,7 +1225,7 @@ fn cross_organization_calls(world: &World) -> Vec<(&'static str, Rpc, &'static s
                 id: world.globex_invitation.id.clone(),
                 ..Default::default()
             }),
-            "organization_id",
+            "id",
         ),
         (
             "ListInvitations.organization_id",
@@ -1401,12 +1401,15 @@ async fn cross_organization_ids_denied() {
         let before = audit_counts(&harness, &world).await;
 
         let client = harness.user(&world.admin);
+        let mut wrong_fields = Vec::new();
         for (case, request, field) in cross_organization_calls(&world) {
             let status = assert_denied(request.send(&client).await, case);
-            if !field.is_empty() {
-                assert_eq!(denied_field(&status), field, "{case}: {}", status.message());
+            let denied = denied_field(&status);
+            if !field.is_empty() && denied != field {
+                wrong_fields.push(format!("{case}: expected {field}, got {denied}"));
             }
         }
+        assert!(wrong_fields.is_empty(), "denials named other fields:\n{}", wrong_fields.join("\n"));
 
         assert_eq!(
             audit_counts(&harness, &world).await,
@@ -1906,6 +1909,128 @@ async fn directory_and_sidecar_agree_on_administrators() {
         }
 
         sidecar.stop().await;
+        harness
+    })
+    .await;
+}
+
+/// Makes the call and returns the denial's message with every
+/// occurrence of `id_text` replaced, so two denials compare by their wording.
+async fn denial_wording<F, Fut>(call: F, id_text: &str) -> String
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), Status>>,
+{
+    let status = assert_denied(call().await, id_text);
+    status.message().replace(id_text, "<id>")
+}
+
+#[tokio::test]
+async fn other_organization_ids_look_unknown() {
+    for_each_database(|harness, world| async move {
+        let client = harness.user(&world.globex_owner);
+        let unknown = uuid::Uuid::now_v7().to_string();
+
+        let by_name = |name: String| {
+            let mut client = client.clone();
+            move || async move {
+                client
+                    .get_organization(proto::GetOrganizationRequest {
+                        lookup: Some(proto::get_organization_request::Lookup::Name(name)),
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        };
+        assert_eq!(
+            denial_wording(by_name("acme".to_owned()), "acme").await,
+            denial_wording(by_name("no-such-org".to_owned()), "no-such-org").await,
+            "GetOrganization by name"
+        );
+
+        let by_login = |login: String| {
+            let mut client = client.clone();
+            move || async move {
+                client
+                    .get_user(proto::GetUserRequest {
+                        lookup: Some(proto::get_user_request::Lookup::Login(login)),
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        };
+        let existing_login = world.collaborator.login.clone();
+        let known_user = denial_wording(by_login(existing_login.clone()), &existing_login).await;
+        assert!(
+            !known_user.contains(&world.collaborator.id),
+            "GetUser by login revealed the user id: {known_user}"
+        );
+        assert_eq!(
+            known_user,
+            denial_wording(by_login("no-such-login".to_owned()), "no-such-login").await,
+            "GetUser by login"
+        );
+
+        let team = |id: String| {
+            let mut client = client.clone();
+            move || async move {
+                client
+                    .get_team(proto::GetTeamRequest { id })
+                    .await
+                    .map(|_| ())
+            }
+        };
+        assert_eq!(
+            denial_wording(team(world.docs.id.clone()), &world.docs.id).await,
+            denial_wording(team(unknown.clone()), &unknown).await,
+            "GetTeam"
+        );
+
+        let resource = |id: String| {
+            let mut client = client.clone();
+            move || async move {
+                client
+                    .get_resource(proto::GetResourceRequest {
+                        lookup: Some(proto::get_resource_request::Lookup::Id(id)),
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        };
+        let acme_resource =
+            denial_wording(resource(world.acme_mailbox.id.clone()), &world.acme_mailbox.id).await;
+        assert!(
+            !acme_resource.contains(&world.acme.id),
+            "GetResource revealed the organization: {acme_resource}"
+        );
+        assert_eq!(
+            acme_resource,
+            denial_wording(resource(unknown.clone()), &unknown).await,
+            "GetResource"
+        );
+
+        let mixed = {
+            let mut client = client.clone();
+            let globex = world.globex.id.clone();
+            let acme_team = world.docs.id.clone();
+            move || async move {
+                client
+                    .create_team(proto::CreateTeamRequest {
+                        organization_id: globex,
+                        name: "mixed".to_owned(),
+                        parent_team_id: acme_team,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        };
+        let mixed_wording = denial_wording(mixed, &world.docs.id).await;
+        assert!(
+            !mixed_wording.contains(&world.acme.id),
+            "a mixed request revealed the other organization: {mixed_wording}"
+        );
+
         harness
     })
     .await;

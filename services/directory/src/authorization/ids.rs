@@ -13,6 +13,16 @@ pub(super) enum NamedId {
     Resource(ResourceId),
 }
 
+impl std::fmt::Display for NamedId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Organization(id) => id.fmt(formatter),
+            Self::Team(id) => id.fmt(formatter),
+            Self::Resource(id) => id.fmt(formatter),
+        }
+    }
+}
+
 /// The ids a request names that belong to an organization, each with its
 /// request field, in request order: the first one names the organization
 /// that a denial for mixed organizations reports the others against.

@@ -17,7 +17,7 @@ impl Access<'_> {
         if self.may_see_organization(organization.id).await? {
             return Ok(());
         }
-        Err(self.deny_organization(Some(organization.id), "read", "a member"))
+        Err(self.deny_hidden("id"))
     }
 
     async fn may_see_organization(
@@ -58,14 +58,7 @@ impl Access<'_> {
                 return Ok(());
             }
         }
-        Err(self.deny(
-            Some("id"),
-            format!(
-                "the caller may not read user {}; users read their own record, and owners and \
-                 administrators the records of their organization's members",
-                user.id
-            ),
-        ))
+        Err(self.deny_hidden("id"))
     }
 
     /// Requires the caller to manage the organization, and to be an owner
@@ -120,11 +113,13 @@ impl Access<'_> {
         organization_id: OrganizationId,
         user_id: UserId,
     ) -> Result<(), ApiError> {
-        let (_, standing) = self
-            .resolve(&Ids::organization("organization_id", organization_id))
-            .await?;
+        let ids = Ids::organization("organization_id", organization_id);
+        let (_, standing) = self.resolve(&ids).await?;
         if standing.can_read() || standing.member_user_id() == Some(user_id) {
             return Ok(());
+        }
+        if standing == Standing::Outsider {
+            return Err(self.deny_outsider(&ids));
         }
         Err(self.deny(
             Some("user_id"),

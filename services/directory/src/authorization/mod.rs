@@ -185,6 +185,7 @@ impl<'a> Access<'a> {
         };
 
         let mut resolved: Vec<(&str, OrganizationId)> = Vec::with_capacity(ids.named.len());
+        let mut texts: Vec<String> = Vec::with_capacity(ids.named.len());
         for (field, id) in &ids.named {
             let (text, organization) = match id {
                 NamedId::Organization(organization_id) => {
@@ -202,25 +203,22 @@ impl<'a> Access<'a> {
             match organization {
                 Some(organization_id) => resolved.push((field, organization_id)),
                 None if self.is_global_reader() => {}
-                None => {
-                    return Err(self.deny(
-                        Some(field),
-                        format!(
-                            "{field} {text} does not name anything in an organization the caller \
-                             may access; use an id of your own organization"
-                        ),
-                    ));
-                }
+                None => return Err(self.deny_unknown(field, &text)),
             }
+            texts.push(text);
         }
 
         let Some(&(first_field, first_organization)) = resolved.first() else {
             return Ok(None);
         };
-        if let Some((other_field, other_organization)) = resolved
+        if let Some(position) = resolved
             .iter()
-            .find(|(_, organization_id)| *organization_id != first_organization)
+            .position(|(_, organization_id)| *organization_id != first_organization)
         {
+            let (other_field, other_organization) = resolved[position];
+            if !self.is_global_reader() {
+                return Err(self.deny_unknown(other_field, &texts[position]));
+            }
             return Err(self.deny(
                 Some(other_field),
                 format!(
@@ -256,6 +254,9 @@ impl<'a> Access<'a> {
         if standing.can_manage() {
             return Ok(standing);
         }
+        if standing == Standing::Outsider {
+            return Err(self.deny_outsider(ids));
+        }
         Err(self.deny_organization(organization_id, "change", "an owner or administrator"))
     }
 
@@ -265,6 +266,9 @@ impl<'a> Access<'a> {
         let (organization_id, standing) = self.resolve(ids).await?;
         if standing.can_read() {
             return Ok(standing);
+        }
+        if standing == Standing::Outsider {
+            return Err(self.deny_outsider(ids));
         }
         Err(self.deny_organization(organization_id, "read", "an owner or administrator"))
     }
@@ -278,10 +282,9 @@ impl<'a> Access<'a> {
         result: Result<T, StoreError>,
     ) -> Result<T, ApiError> {
         match result {
-            Err(StoreError::NotFound { .. }) if !self.is_global_reader() => Err(self.deny(
-                Some(field),
-                format!("{field} does not name anything the caller may access"),
-            )),
+            Err(StoreError::NotFound { .. }) if !self.is_global_reader() => {
+                Err(self.deny_hidden(field))
+            }
             other => Ok(other?),
         }
     }
@@ -348,6 +351,37 @@ impl<'a> Access<'a> {
         self.deny(
             Some("organization_id"),
             format!("the caller may not {verb} {organization}; ask {who} of the organization"),
+        )
+    }
+
+    /// Denies an id that names nothing in an organization the caller may
+    /// access. Ids of other organizations and ids that name nothing get this
+    /// same answer, so a denial does not reveal what exists elsewhere.
+    pub(super) fn deny_unknown(&self, field: &str, text: &str) -> ApiError {
+        self.deny(
+            Some(field),
+            format!(
+                "{field} {text} does not name anything in an organization the caller may \
+                 access; use an id of your own organization"
+            ),
+        )
+    }
+
+    /// Denies a caller without standing in the organization `ids` name, with
+    /// the answer an unknown id gets.
+    pub(super) fn deny_outsider(&self, ids: &Ids) -> ApiError {
+        match ids.named.first() {
+            Some((field, id)) => self.deny_unknown(field, &id.to_string()),
+            None => self.deny_hidden("organization_id"),
+        }
+    }
+
+    /// Denies a lookup, by id or by name, whose record the caller may not
+    /// see, with the answer a lookup that finds nothing gets.
+    pub(super) fn deny_hidden(&self, field: &str) -> ApiError {
+        self.deny(
+            Some(field),
+            format!("{field} does not name anything the caller may access"),
         )
     }
 

@@ -135,9 +135,13 @@ impl Access<'_> {
     /// Requires the caller to read the organization, or to be a direct,
     /// unexpired member of the team.
     pub async fn read_team(&self, team_id: TeamId) -> Result<(), ApiError> {
-        let (_, standing) = self.resolve(&Ids::team("id", team_id)).await?;
+        let ids = Ids::team("id", team_id);
+        let (_, standing) = self.resolve(&ids).await?;
         if standing.can_read() {
             return Ok(());
+        }
+        if standing == Standing::Outsider {
+            return Err(self.deny_outsider(&ids));
         }
         if let Some(user_id) = standing.member_user_id()
             && self

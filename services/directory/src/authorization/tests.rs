@@ -854,12 +854,12 @@ async fn cross_organization_ids_denied() {
             (
                 "UpdateTeam.id",
                 Ids::team("id", world.sales.id),
-                "organization_id",
+                "id",
             ),
             (
                 "DeleteResource.id",
                 Ids::resource("id", world.globex_mailbox.id),
-                "organization_id",
+                "id",
             ),
             (
                 "ListMembers.organization_id",
