@@ -7,7 +7,7 @@
 //! into a [`workteams_domain::Caller`]. The crate also creates development
 //! credentials ([`DevCredentials`]), mints tokens ([`mint`]), sends a token
 //! from a gRPC client ([`BearerToken`]), and limits and logs calls per
-//! caller ([`CallerRateLimiter`], [`DenialLog`]). It holds no gRPC server
+//! caller ([`CallerRateLimiter`], [`DenialLog`]). It contains no gRPC server
 //! code: each service wires these pieces into its own call path.
 
 pub mod authenticator;

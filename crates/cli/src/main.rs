@@ -12,7 +12,7 @@ use workteams_telemetry::{
     LogFormat, LogTarget, TelemetryEnvironment, TracingGuard, TracingSettings,
 };
 
-/// What to do when the span export settings are invalid.
+/// The hint printed when the span export settings are invalid.
 const FIX_OTEL: &str = "fix or unset the OTEL_* variables";
 
 fn main() -> ExitCode {

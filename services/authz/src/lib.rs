@@ -4,7 +4,7 @@
 //! with the directory's snapshot and change stream. The gRPC
 //! [`service`] decides access checks and listings from it without touching
 //! the database, and fails closed when it cannot decide. The [`envoy`]
-//! module answers Envoy's external authorization checks from the same index,
+//! module decides Envoy's external authorization checks from the same index,
 //! and [`server`] runs it all on TCP and optionally a Unix domain socket.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

@@ -36,7 +36,7 @@ pub struct CallContext {
     /// Actor recorded for the call's changes: the authenticated caller's
     /// name, or the client's actor metadata without authentication.
     pub actor: Option<String>,
-    /// Who makes the call, as established by authentication.
+    /// The caller, as established by authentication.
     pub caller: Caller,
     pub request_id: String,
     pub traceparent: Option<String>,

@@ -4,7 +4,7 @@
 //! is decided at the current index version, like a `CheckAccess` with
 //! minimize_latency.
 //!
-//! An allowed check answers OK. Everything else, including a request the
+//! An allowed check returns OK. Everything else, including a request the
 //! mapping cannot read, answers a denied HTTP response whose
 //! [`DENIED_REASON_HEADER`] says why, so Envoy never forwards a request the
 //! sidecar could not decide.

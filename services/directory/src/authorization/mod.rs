@@ -356,7 +356,7 @@ impl<'a> Access<'a> {
 
     /// Denies an id that names nothing in an organization the caller may
     /// access. Ids of other organizations and ids that name nothing get this
-    /// same answer, so a denial does not reveal what exists elsewhere.
+    /// same message, so a denial does not reveal what exists elsewhere.
     pub(super) fn deny_unknown(&self, field: &str, text: &str) -> ApiError {
         self.deny(
             Some(field),
@@ -368,7 +368,7 @@ impl<'a> Access<'a> {
     }
 
     /// Denies a caller without standing in the organization `ids` name, with
-    /// the answer an unknown id gets.
+    /// the message an unknown id gets.
     pub(super) fn deny_outsider(&self, ids: &Ids) -> ApiError {
         match ids.named.first() {
             Some((field, id)) => self.deny_unknown(field, &id.to_string()),
@@ -377,7 +377,7 @@ impl<'a> Access<'a> {
     }
 
     /// Denies a lookup, by id or by name, whose record the caller may not
-    /// see, with the answer a lookup that finds nothing gets.
+    /// see, with the message a lookup that finds nothing gets.
     pub(super) fn deny_hidden(&self, field: &str) -> ApiError {
         self.deny(
             Some(field),
