@@ -9,7 +9,7 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_uchar, c_ulonglong, c_void};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use libloading::{Library, Symbol};
@@ -17,7 +17,8 @@ use prost_spicedb::Message;
 use spicedb_grpc::authzed::api::v1 as pb;
 use spicedb_grpc::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
 use workteams_bench::engine::{
-    CheckEngine, CheckWorker, EngineInfo, LoadReport, PeerEngine, PeerFactory, Transport,
+    CheckEngine, CheckWorker, EngineInfo, LoadReport, PeerEngine, PeerFactory, QueryTimedOut,
+    Transport,
 };
 use workteams_bench::graph::{CheckCase, Graph, non_portable_rules};
 use workteams_bench::writers::spicedb::{self, Relationship};
@@ -39,6 +40,23 @@ type RpcFunction = unsafe extern "C" fn(
 
 /// SpiceDB's default limit of updates per `WriteRelationships` call.
 const RELATIONSHIPS_PER_WRITE: usize = 1_000;
+
+/// The maximum duration of one request in the embedded SpiceDB v1.54, as
+/// its DEADLINE_EXCEEDED message states ("longer than allowed 30s").
+const REQUEST_TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// Turns a lookup's status into the harness's error, so a lookup SpiceDB
+/// stopped at its own limit is recorded as slower than that limit.
+fn lookup_error(status: tonic_spicedb::Status) -> anyhow::Error {
+    if status.code() == tonic_spicedb::Code::DeadlineExceeded {
+        QueryTimedOut {
+            limit: REQUEST_TIME_LIMIT,
+        }
+        .into()
+    } else {
+        status.into()
+    }
+}
 
 pub struct SpiceDbFactory {
     pub library: PathBuf,
@@ -367,9 +385,13 @@ impl CheckEngine for SpiceDbEngine {
             ..Default::default()
         };
         Some(self.runtime.block_on(async move {
-            let mut stream = client.lookup_resources(request).await?.into_inner();
+            let mut stream = client
+                .lookup_resources(request)
+                .await
+                .map_err(lookup_error)?
+                .into_inner();
             let mut ids = Vec::new();
-            while let Some(response) = stream.message().await? {
+            while let Some(response) = stream.message().await.map_err(lookup_error)? {
                 ids.push(response.resource_object_id);
             }
             ids.sort();
@@ -393,9 +415,13 @@ impl CheckEngine for SpiceDbEngine {
             ..Default::default()
         };
         Some(self.runtime.block_on(async move {
-            let mut stream = client.lookup_subjects(request).await?.into_inner();
+            let mut stream = client
+                .lookup_subjects(request)
+                .await
+                .map_err(lookup_error)?
+                .into_inner();
             let mut ids = Vec::new();
-            while let Some(response) = stream.message().await? {
+            while let Some(response) = stream.message().await.map_err(lookup_error)? {
                 #[allow(deprecated)]
                 let id = response
                     .subject

@@ -51,6 +51,15 @@ pub struct EngineInfo {
     pub notes: Vec<String>,
 }
 
+/// The error a list query returns when the engine stopped it at its own
+/// time limit. The harness records such a query as "longer than the limit"
+/// instead of dropping the engine's list rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the query passed the engine's own time limit of {} s", limit.as_secs())]
+pub struct QueryTimedOut {
+    pub limit: Duration,
+}
+
 /// The cost of loading the data into an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadReport {

@@ -9,7 +9,7 @@ use workteams_domain::{ResourceId, UserId};
 use workteams_proto::authz::v1::authorization_service_client::AuthorizationServiceClient;
 
 use crate::dataset::FOLDER_TYPE;
-use crate::engine::{CheckEngine, ExpectedListing};
+use crate::engine::{CheckEngine, ExpectedListing, QueryTimedOut};
 use crate::graph::{CheckCase, Graph, RuleSet};
 use crate::import::IdMap;
 use crate::measure::LatencyStats;
@@ -95,33 +95,77 @@ fn mean_items(lists: &[BTreeSet<usize>]) -> f64 {
 /// engine that takes longer answers fewer targets.
 const LIST_TIME: Duration = Duration::from_secs(60);
 
+/// The list queries of one kind, timed.
+struct TimedQueries<T> {
+    /// One entry per target queried, `None` where the engine stopped the
+    /// query at its own time limit.
+    results: Vec<Option<T>>,
+    /// Latencies of every query run, those stopped at the limit included,
+    /// so the percentiles are lower bounds when some were stopped.
+    stats: LatencyStats,
+    timed_out: usize,
+    limit: Option<Duration>,
+}
+
 /// Runs a list query per target, timing each, until [`LIST_TIME`] has
 /// passed; the results cover a prefix of `targets`.
 fn timed<T>(
     targets: &[usize],
     mut query: impl FnMut(usize) -> anyhow::Result<T>,
-) -> anyhow::Result<(Vec<T>, LatencyStats)> {
+) -> anyhow::Result<TimedQueries<T>> {
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(targets.len());
     let mut results = Vec::with_capacity(targets.len());
+    let mut timed_out = 0;
+    let mut limit = None;
     for target in targets {
         if started.elapsed() >= LIST_TIME {
             break;
         }
+
         let before = Instant::now();
-        results.push(query(*target)?);
+        match query(*target) {
+            Ok(result) => results.push(Some(result)),
+            Err(error) => match error.downcast_ref::<QueryTimedOut>() {
+                Some(stopped) => {
+                    timed_out += 1;
+                    limit = Some(stopped.limit);
+                    results.push(None);
+                }
+                None => return Err(error),
+            },
+        }
         latencies.push(before.elapsed().as_nanos() as u64);
     }
-    Ok((
+    Ok(TimedQueries {
         results,
-        LatencyStats::from_latencies(latencies, 1, started.elapsed()),
-    ))
+        stats: LatencyStats::from_latencies(latencies, 1, started.elapsed()),
+        timed_out,
+        limit,
+    })
+}
+
+/// Converts the answered queries' ids to positions, keeping `None` for
+/// the queries stopped at a time limit.
+fn answered_positions(
+    results: &[Option<Vec<String>>],
+    positions_of: impl Fn(&[String]) -> anyhow::Result<BTreeSet<usize>>,
+) -> anyhow::Result<Vec<Option<BTreeSet<usize>>>> {
+    results
+        .iter()
+        .map(|result| result.as_deref().map(&positions_of).transpose())
+        .collect()
+}
+
+fn mean_answered_items(lists: &[Option<BTreeSet<usize>>]) -> f64 {
+    let answered: Vec<&BTreeSet<usize>> = lists.iter().flatten().collect();
+    answered.iter().map(|list| list.len()).sum::<usize>() as f64 / answered.len().max(1) as f64
 }
 
 impl OurLists {
     pub fn measure(ours: &OurEngine, graph: &Graph<'_>, targets: &Targets) -> anyhow::Result<Self> {
         let ids = graph.dataset;
-        let (user_lists, user_stats) = timed(&targets.users, |user| {
+        let user_lists = timed(&targets.users, |user| {
             ours.list_resources(
                 &ids.users[user].id.to_string(),
                 FOLDER_TYPE,
@@ -129,7 +173,7 @@ impl OurLists {
             )
             .unwrap_or_else(|| Ok(Vec::new()))
         })?;
-        let (folder_lists, folder_stats) = timed(&targets.folders, |folder| {
+        let folder_lists = timed(&targets.folders, |folder| {
             ours.list_users(
                 &ids.resources[folder].id.to_string(),
                 FOLDER_TYPE,
@@ -139,15 +183,19 @@ impl OurLists {
         })?;
         Ok(Self {
             user_folders: user_lists
+                .results
                 .iter()
+                .flatten()
                 .map(|list| positions_of_resources(graph, list))
                 .collect::<anyhow::Result<_>>()?,
             folder_users: folder_lists
+                .results
                 .iter()
+                .flatten()
                 .map(|list| positions_of_users(graph, list))
                 .collect::<anyhow::Result<_>>()?,
-            user_stats,
-            folder_stats,
+            user_stats: user_lists.stats,
+            folder_stats: folder_lists.stats,
         })
     }
 
@@ -163,6 +211,8 @@ impl OurLists {
                 compared_items: 0,
                 excluded_items: 0,
                 differences: Vec::new(),
+                timed_out: 0,
+                time_limit: None,
             },
             ListRow {
                 engine: engine.to_owned(),
@@ -174,6 +224,8 @@ impl OurLists {
                 compared_items: 0,
                 excluded_items: 0,
                 differences: Vec::new(),
+                timed_out: 0,
+                time_limit: None,
             },
         ]
     }
@@ -272,7 +324,7 @@ pub fn measure_peer(
         return Ok(None);
     };
     let dataset = graph.dataset;
-    let (user_lists, user_stats) = timed(&targets.users, |user| {
+    let user_lists = timed(&targets.users, |user| {
         engine
             .list_resources(
                 &dataset.users[user].id.to_string(),
@@ -281,7 +333,7 @@ pub fn measure_peer(
             )
             .unwrap_or_else(|| Ok(Vec::new()))
     })?;
-    let (folder_lists, folder_stats) = timed(&targets.folders, |folder| {
+    let folder_lists = timed(&targets.folders, |folder| {
         engine
             .list_users(
                 &dataset.resources[folder].id.to_string(),
@@ -290,28 +342,29 @@ pub fn measure_peer(
             )
             .unwrap_or_else(|| Ok(Vec::new()))
     })?;
-    let user_sets: Vec<BTreeSet<usize>> = user_lists
-        .iter()
-        .map(|list| positions_of_resources(graph, list))
-        .collect::<anyhow::Result<_>>()?;
-    let folder_sets: Vec<BTreeSet<usize>> = folder_lists
-        .iter()
-        .map(|list| positions_of_users(graph, list))
-        .collect::<anyhow::Result<_>>()?;
+    let user_sets = answered_positions(&user_lists.results, |ids| {
+        positions_of_resources(graph, ids)
+    })?;
+    let folder_sets =
+        answered_positions(&folder_lists.results, |ids| positions_of_users(graph, ids))?;
 
     let name = engine.info().name;
     let mut user_row = ListRow {
         engine: name.clone(),
         query: user_query.to_owned(),
         target: "user",
-        stats: user_stats,
+        stats: user_lists.stats,
         ours: Some(ours.user_stats),
-        mean_items: mean_items(&user_sets),
+        mean_items: mean_answered_items(&user_sets),
         compared_items: 0,
         excluded_items: 0,
         differences: Vec::new(),
+        timed_out: user_lists.timed_out,
+        time_limit: user_lists.limit,
     };
     for ((user, theirs), mine) in targets.users.iter().zip(&user_sets).zip(&ours.user_folders) {
+        // A query stopped at the engine's limit returned no list to compare.
+        let Some(theirs) = theirs else { continue };
         let (compared, excluded, differences) =
             compare_listing(graph, mine, theirs, unsupported, |resource| CheckCase {
                 user: *user,
@@ -327,12 +380,14 @@ pub fn measure_peer(
         engine: name,
         query: resource_query.to_owned(),
         target: "resource",
-        stats: folder_stats,
+        stats: folder_lists.stats,
         ours: Some(ours.folder_stats),
-        mean_items: mean_items(&folder_sets),
+        mean_items: mean_answered_items(&folder_sets),
         compared_items: 0,
         excluded_items: 0,
         differences: Vec::new(),
+        timed_out: folder_lists.timed_out,
+        time_limit: folder_lists.limit,
     };
     for ((folder, theirs), mine) in targets
         .folders
@@ -340,6 +395,7 @@ pub fn measure_peer(
         .zip(&folder_sets)
         .zip(&ours.folder_users)
     {
+        let Some(theirs) = theirs else { continue };
         let (compared, excluded, differences) =
             compare_listing(graph, mine, theirs, unsupported, |user| CheckCase {
                 user,
@@ -423,6 +479,8 @@ pub async fn measure_sidecar(
         compared_items: 0,
         excluded_items: 0,
         differences: Vec::new(),
+        timed_out: 0,
+        time_limit: None,
     };
     for ((user, theirs), mine) in targets.users.iter().zip(&user_sets).zip(&ours.user_folders) {
         let (compared, _, differences) =
@@ -444,6 +502,8 @@ pub async fn measure_sidecar(
         compared_items: 0,
         excluded_items: 0,
         differences: Vec::new(),
+        timed_out: 0,
+        time_limit: None,
     };
     for ((folder, theirs), mine) in targets
         .folders
@@ -461,4 +521,54 @@ pub async fn measure_sidecar(
         folder_row.differences.extend(differences);
     }
     Ok(vec![user_row, folder_row])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timed_records_timed_out_query() {
+        let limit = Duration::from_secs(30);
+
+        let queries = timed(&[1, 2, 3], |target| {
+            if target == 2 {
+                Err(QueryTimedOut { limit }.into())
+            } else {
+                Ok(target * 10)
+            }
+        })
+        .unwrap();
+
+        assert_eq!(queries.results, vec![Some(10), None, Some(30)]);
+        assert_eq!(queries.timed_out, 1);
+        assert_eq!(queries.limit, Some(limit));
+        assert_eq!(queries.stats.operations, 3);
+    }
+
+    #[test]
+    fn timed_passes_other_errors() {
+        let outcome = timed(&[1, 2], |target| {
+            if target == 2 {
+                Err(anyhow::anyhow!("connection refused"))
+            } else {
+                Ok(target)
+            }
+        });
+
+        let error = outcome.err().expect("the error is passed on");
+        assert!(error.to_string().contains("connection refused"));
+    }
+
+    #[test]
+    fn mean_skips_unanswered_queries() {
+        let lists = vec![
+            Some(BTreeSet::from([1, 2])),
+            None,
+            Some(BTreeSet::from([3, 4, 5, 6])),
+        ];
+
+        assert!((mean_answered_items(&lists) - 3.0).abs() < 1e-9);
+    }
 }

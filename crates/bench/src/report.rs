@@ -83,6 +83,26 @@ pub struct ListRow {
     pub excluded_items: usize,
     /// Items present on one side only, with what they touch.
     pub differences: Vec<String>,
+    /// Queries the engine stopped at its own time limit; their latency is
+    /// counted as the time they ran, so the percentiles are lower bounds.
+    pub timed_out: usize,
+    pub time_limit: Option<Duration>,
+}
+
+impl ListRow {
+    /// Whether a latency this row reports reached the engine's time limit,
+    /// so the true figure is higher.
+    fn reached_limit(&self, latency: Duration) -> bool {
+        self.timed_out > 0 && self.time_limit.is_some_and(|limit| latency >= limit)
+    }
+
+    /// Formats a latency of this row, as "> limit" where it reached the limit.
+    fn latency(&self, latency: Duration) -> String {
+        match self.time_limit {
+            Some(limit) if self.reached_limit(latency) => format!("> {}", seconds(limit)),
+            _ => micros(latency),
+        }
+    }
 }
 
 /// One batch engine run.
@@ -393,10 +413,16 @@ impl Report {
             {
                 if let Some(ours) = row.ours {
                     let factor = row.stats.p50.as_secs_f64() / ours.p50.as_secs_f64().max(1e-12);
+                    // A p50 at SpiceDB's limit is a lower bound, and so is the factor.
+                    let bound = if row.reached_limit(row.stats.p50) {
+                        "more than "
+                    } else {
+                        ""
+                    };
                     aims.push(Aim {
                         text: "list calls ≥ 10× faster than SpiceDB's lookups (p50, in process)",
                         size: size.size,
-                        result: format!("{factor:.1}× for {} ({})", row.query, row.target),
+                        result: format!("{bound}{factor:.1}× for {} ({})", row.query, row.target),
                         met: Some(factor >= 10.0),
                     });
                 }
@@ -683,33 +709,47 @@ impl SizeReport {
         );
         let _ = writeln!(
             out,
-            "| engine | query | target | queries | mean items | p50 | p99 | ours p50 | their p50 ÷ ours | items compared | excluded | differences |"
+            "| engine | query | target | queries | stopped at the engine's limit | mean items | p50 | p99 | ours p50 | their p50 ÷ ours | items compared | excluded | differences |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for row in &self.lists {
             let (ours, versus) = match row.ours {
-                Some(ours) => (
-                    micros(ours.p50),
-                    ratio(row.stats.p50.as_secs_f64(), ours.p50.as_secs_f64()),
-                ),
+                Some(ours) => {
+                    let versus = ratio(row.stats.p50.as_secs_f64(), ours.p50.as_secs_f64());
+                    let versus = if row.reached_limit(row.stats.p50) {
+                        format!("> {versus}")
+                    } else {
+                        versus
+                    };
+                    (micros(ours.p50), versus)
+                }
                 None => ("–".to_owned(), "–".to_owned()),
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.1} | {} | {} | {ours} | {versus} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {ours} | {versus} | {} | {} | {} |",
                 row.engine,
                 row.query,
                 row.target,
                 row.stats.operations,
+                row.timed_out,
                 row.mean_items,
-                micros(row.stats.p50),
-                micros(row.stats.p99),
+                row.latency(row.stats.p50),
+                row.latency(row.stats.p99),
                 row.compared_items,
                 row.excluded_items,
                 row.differences.len()
             );
         }
         out.push('\n');
+        if self.lists.iter().any(|row| row.timed_out > 0) {
+            let _ = writeln!(
+                out,
+                "A query an engine stopped at its own time limit counts in the percentiles with the time it ran, so a \
+                 figure shown as \"> limit\" and the ratio beside it are lower bounds. Such a query has no answer, so \
+                 its items are not compared; the mean counts answered queries only.\n"
+            );
+        }
         for row in self.lists.iter().filter(|row| !row.differences.is_empty()) {
             let _ = writeln!(
                 out,
@@ -956,14 +996,28 @@ mod tests {
         let mut report = report_with_load("0.00 0.00 0.00");
         report.sizes.push(SizeReport {
             size: Size::Small,
-            counts: Counts::default(),
-            index_load: IndexLoad::default(),
-            peer_loads: Vec::new(),
-            in_process: Vec::new(),
             grpc: vec![
                 grpc_row("Empty RPC (gRPC health check)", 4_000, None),
                 grpc_row("Cerbos", 1_000, Some(ours)),
             ],
+            ..empty_size()
+        });
+        let markdown = report.to_markdown();
+        assert!(
+            markdown
+                .contains("3.00× (hot pattern, concurrency 1); the empty RPC itself reaches 4.00×"),
+            "{markdown}"
+        );
+    }
+
+    fn empty_size() -> SizeReport {
+        SizeReport {
+            size: Size::Medium,
+            counts: Counts::default(),
+            index_load: IndexLoad::default(),
+            peer_loads: Vec::new(),
+            in_process: Vec::new(),
+            grpc: Vec::new(),
             lists: Vec::new(),
             batches: Vec::new(),
             propagation: Vec::new(),
@@ -973,13 +1027,78 @@ mod tests {
             skipped: Vec::new(),
             sampled_checks: 0,
             portable_share: 0.0,
-        });
+        }
+    }
+
+    fn size_with_lists(lists: Vec<ListRow>) -> SizeReport {
+        SizeReport {
+            lists,
+            ..empty_size()
+        }
+    }
+
+    fn lookup_row(latencies_ms: &[u64], timed_out: usize) -> ListRow {
+        let ours = LatencyStats::from_latencies(vec![1_000_000; 4], 1, Duration::from_secs(1));
+        ListRow {
+            engine: "SpiceDB".to_owned(),
+            query: "LookupResources".to_owned(),
+            target: "user",
+            stats: LatencyStats::from_latencies(
+                latencies_ms.iter().map(|ms| ms * 1_000_000).collect(),
+                1,
+                Duration::from_secs(120),
+            ),
+            ours: Some(ours),
+            mean_items: 10.0,
+            compared_items: 20,
+            excluded_items: 0,
+            differences: Vec::new(),
+            timed_out,
+            time_limit: (timed_out > 0).then_some(Duration::from_secs(30)),
+        }
+    }
+
+    #[test]
+    fn timed_out_lookup_shows_lower_bound() {
+        let mut report = report_with_load("0.00 0.00 0.00");
+        report.sizes.push(size_with_lists(vec![lookup_row(
+            &[30_001, 30_002, 30_003, 900],
+            3,
+        )]));
+
         let markdown = report.to_markdown();
+
+        let row = markdown
+            .lines()
+            .find(|line| line.starts_with("| SpiceDB | LookupResources"))
+            .unwrap();
+        assert!(row.contains("| 4 | 3 |"), "{row}");
+        assert!(row.contains("| > 30.00 s | > 30.00 s |"), "{row}");
+        assert!(row.contains("| > 30001.00× |"), "{row}");
+        assert!(markdown.contains("are lower bounds"), "{markdown}");
         assert!(
-            markdown
-                .contains("3.00× (hot pattern, concurrency 1); the empty RPC itself reaches 4.00×"),
+            markdown.contains("| more than 30001.0× for LookupResources (user) | yes |"),
             "{markdown}"
         );
+    }
+
+    #[test]
+    fn lookup_within_limit_shows_measurement() {
+        let mut report = report_with_load("0.00 0.00 0.00");
+        report
+            .sizes
+            .push(size_with_lists(vec![lookup_row(&[5, 5, 5, 5], 0)]));
+
+        let markdown = report.to_markdown();
+
+        let row = markdown
+            .lines()
+            .find(|line| line.starts_with("| SpiceDB | LookupResources"))
+            .unwrap();
+        assert!(row.contains("| 4 | 0 |"), "{row}");
+        assert!(row.contains("| 5000 µs | 5000 µs |"), "{row}");
+        assert!(!markdown.contains("lower bounds"));
+        assert!(markdown.contains("| 5.0× for LookupResources (user) | **no** |"));
     }
 
     #[test]
