@@ -124,6 +124,31 @@ pub struct AccessEntry {
     pub evaluation: Evaluation,
 }
 
+/// A window of a listing: at most `size` entries whose listed id (the
+/// resource's for a user's listing, the user's for a resource's) comes
+/// after `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest<Id> {
+    pub after: Option<Id>,
+    pub size: usize,
+}
+
+impl<Id> PageRequest<Id> {
+    /// The whole listing in one page.
+    pub const ALL: Self = Self {
+        after: None,
+        size: usize::MAX,
+    };
+}
+
+/// One page of a listing, sorted by the listed id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessPage {
+    pub entries: Vec<AccessEntry>,
+    /// Whether entries follow this page.
+    pub more: bool,
+}
+
 /// Optional restrictions of [`Index::list_user_access`](crate::Index::list_user_access).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessFilter {

@@ -24,8 +24,8 @@ use self::slots::{OrganizationSlot, ResourceSlot, TeamSlot, TypeTable, UserSlot}
 use self::store::{ChildMap, ChunkedVec, HashIndex, StringArena, folded, hash_of};
 
 use crate::access::{
-    AccessEntry, AccessFilter, Evaluation, IndexStats, MemberView, OrganizationView, ResourceView,
-    UserView,
+    AccessEntry, AccessFilter, AccessPage, Evaluation, IndexStats, MemberView, OrganizationView,
+    PageRequest, ResourceView, UserView,
 };
 
 /// The access index: every entity that matters for access, at one revision.
@@ -325,9 +325,23 @@ impl Index {
         filter: &AccessFilter,
         now: DateTime<Utc>,
     ) -> Vec<AccessEntry> {
+        self.list_user_access_page(user, filter, now, PageRequest::ALL)
+            .entries
+    }
+
+    /// Lists one page of [`list_user_access`](Self::list_user_access). A page
+    /// evaluates only the candidates it needs, so paging through a long
+    /// listing does not evaluate it again for every page.
+    pub fn list_user_access_page(
+        &self,
+        user: UserId,
+        filter: &AccessFilter,
+        now: DateTime<Utc>,
+        page: PageRequest<ResourceId>,
+    ) -> AccessPage {
         match self.user_handle(user) {
-            Some(user) => self.list_for_user(user, filter, now),
-            None => Vec::new(),
+            Some(user) => self.list_for_user(user, filter, now, page),
+            None => AccessPage::default(),
         }
     }
 
@@ -339,9 +353,20 @@ impl Index {
         resource: ResourceId,
         now: DateTime<Utc>,
     ) -> Vec<AccessEntry> {
+        self.list_resource_access_page(resource, now, PageRequest::ALL)
+            .entries
+    }
+
+    /// Lists one page of [`list_resource_access`](Self::list_resource_access).
+    pub fn list_resource_access_page(
+        &self,
+        resource: ResourceId,
+        now: DateTime<Utc>,
+        page: PageRequest<UserId>,
+    ) -> AccessPage {
         match self.resource_handle(resource) {
-            Some(resource) => self.list_for_resource(resource, now),
-            None => Vec::new(),
+            Some(resource) => self.list_for_resource(resource, now, page),
+            None => AccessPage::default(),
         }
     }
 

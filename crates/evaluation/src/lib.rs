@@ -16,7 +16,7 @@ pub mod index;
 pub mod reference;
 
 pub use access::{
-    AccessEntry, AccessFilter, DenyReason, Evaluation, IndexStats, MemberView, OrganizationView,
-    Reason, ReasonKind, ResourceView, UserView,
+    AccessEntry, AccessFilter, AccessPage, DenyReason, Evaluation, IndexStats, MemberView,
+    OrganizationView, PageRequest, Reason, ReasonKind, ResourceView, UserView,
 };
 pub use index::Index;

@@ -15,7 +15,7 @@ use workteams_domain::{
     ResourceTypeDefault, ResourceTypeRegistry, Revision, Subject, TeamId, User, UserId,
 };
 use workteams_evaluation::reference::Directory;
-use workteams_evaluation::{AccessFilter, Index};
+use workteams_evaluation::{AccessEntry, AccessFilter, AccessPage, Index, PageRequest};
 
 const ORGANIZATIONS: usize = 2;
 const TYPES: [&str; 5] = [
@@ -844,18 +844,81 @@ fn assert_agrees(
                     );
                 }
             }
+            let expected_listing =
+                reference.list_user_access(*user, &AccessFilter::default(), instant);
             assert_eq!(
                 index.list_user_access(*user, &AccessFilter::default(), instant),
-                reference.list_user_access(*user, &AccessFilter::default(), instant),
+                expected_listing,
                 "{label}: user listing"
             );
+            for size in LISTING_PAGE_SIZES {
+                let paged = read_pages(
+                    size,
+                    |entry| entry.resource_id,
+                    |page| {
+                        index.list_user_access_page(*user, &AccessFilter::default(), instant, page)
+                    },
+                );
+                assert_eq!(
+                    paged, expected_listing,
+                    "{label}: user listing in pages of {size}"
+                );
+            }
         }
         for resource in resources {
+            let expected_listing = reference.list_resource_access(*resource, instant);
             assert_eq!(
                 index.list_resource_access(*resource, instant),
-                reference.list_resource_access(*resource, instant),
+                expected_listing,
                 "{label}: resource listing"
             );
+            for size in LISTING_PAGE_SIZES {
+                let paged = read_pages(
+                    size,
+                    |entry| entry.user_id,
+                    |page| index.list_resource_access_page(*resource, instant, page),
+                );
+                assert_eq!(
+                    paged, expected_listing,
+                    "{label}: resource listing in pages of {size}"
+                );
+            }
+        }
+    }
+}
+
+/// Page sizes the listings are also read in: one entry, and a size that
+/// rarely divides a listing evenly.
+const LISTING_PAGE_SIZES: [usize; 2] = [1, 3];
+
+/// Reads a listing page by page, each page starting after the last entry
+/// of the one before, and checks that exactly the pages with a successor
+/// report one and are full.
+fn read_pages<Id: Copy + Ord + std::fmt::Debug>(
+    size: usize,
+    listed_id: impl Fn(&AccessEntry) -> Id,
+    mut read_page: impl FnMut(PageRequest<Id>) -> AccessPage,
+) -> Vec<AccessEntry> {
+    let mut entries = Vec::new();
+    let mut after = None;
+    loop {
+        let page = read_page(PageRequest { after, size });
+        assert!(page.entries.len() <= size, "a page is larger than {size}");
+        if let (Some(after), Some(first)) = (after, page.entries.first()) {
+            assert!(listed_id(first) > after, "a page repeats {after:?}");
+        }
+        if page.more {
+            assert_eq!(
+                page.entries.len(),
+                size,
+                "a page with a successor is not full"
+            );
+        }
+
+        after = page.entries.last().map(&listed_id);
+        entries.extend(page.entries);
+        if !page.more {
+            return entries;
         }
     }
 }

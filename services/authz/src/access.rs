@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use workteams_domain::{OrganizationId, ResourceId, ResourceTypeDef, Revision, UserId, ValidationError};
-use workteams_evaluation::{AccessEntry, AccessFilter, DenyReason, Evaluation, Index};
+use workteams_evaluation::{AccessFilter, AccessPage, DenyReason, Evaluation, Index, PageRequest};
 
 use crate::error::AuthzError;
 use crate::request::{CheckQuery, OrganizationSelector, ResourceSelector, UserSelector};
@@ -109,15 +109,17 @@ pub fn check(index: &Index, query: &CheckQuery, now: DateTime<Utc>) -> Result<De
     })
 }
 
-/// Lists every resource the user can use at `now`, sorted by resource id. A
-/// user or filter named by an unknown natural key yields an empty list.
+/// Lists one page of the resources the user can use at `now`, sorted by
+/// resource id. A user or filter named by an unknown natural key yields an
+/// empty page.
 pub fn list_user_access(
     index: &Index,
     user: &UserSelector,
     organization: Option<&OrganizationSelector>,
     resource_type: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Vec<AccessEntry>, AuthzError> {
+    page: PageRequest<ResourceId>,
+) -> Result<AccessPage, AuthzError> {
     let revision = index.revision();
 
     let organization = match organization {
@@ -126,33 +128,34 @@ pub fn list_user_access(
             .map_err(|error| error.within("organization"))?
         {
             Some(id) => Some(id),
-            None => return Ok(Vec::new()),
+            None => return Ok(AccessPage::default()),
         },
     };
     if resource_type.is_some_and(|name| index.resource_type(name).is_none()) {
-        return Ok(Vec::new());
+        return Ok(AccessPage::default());
     }
     let Some(user) = resolve_user(index, user, revision).map_err(|error| error.within("user"))? else {
-        return Ok(Vec::new());
+        return Ok(AccessPage::default());
     };
 
     let filter = AccessFilter {
         organization,
         resource_type: resource_type.map(str::to_owned),
     };
-    Ok(index.list_user_access(user, &filter, now))
+    Ok(index.list_user_access_page(user, &filter, now, page))
 }
 
-/// Lists every user who can use the resource at `now`, sorted by user id. A
-/// resource named by an unknown natural key yields an empty list.
+/// Lists one page of the users who can use the resource at `now`, sorted by
+/// user id. A resource named by an unknown natural key yields an empty page.
 pub fn list_resource_access(
     index: &Index,
     resource: &ResourceSelector,
     now: DateTime<Utc>,
-) -> Result<Vec<AccessEntry>, AuthzError> {
+    page: PageRequest<UserId>,
+) -> Result<AccessPage, AuthzError> {
     match resolve_resource(index, resource).map_err(|error| error.within("resource"))? {
-        ResolvedResource::Known { id, .. } => Ok(index.list_resource_access(id, now)),
-        ResolvedResource::Unknown { .. } => Ok(Vec::new()),
+        ResolvedResource::Known { id, .. } => Ok(index.list_resource_access_page(id, now, page)),
+        ResolvedResource::Unknown { .. } => Ok(AccessPage::default()),
     }
 }
 

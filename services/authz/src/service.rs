@@ -10,8 +10,8 @@ use chrono::Utc;
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
-use workteams_domain::ConsistencyToken;
-use workteams_evaluation::Index;
+use workteams_domain::{ConsistencyToken, ResourceId, UserId};
+use workteams_evaluation::{Index, PageRequest};
 use workteams_proto::authz::v1 as proto;
 use workteams_proto::authz::v1::authorization_service_server::AuthorizationService;
 use workteams_proto::directory::v1 as directory;
@@ -304,28 +304,45 @@ impl AuthorizationService for AuthorizationHandler {
         let view = self.view(&request.consistency, page_minimum, &metadata).await?;
         let index = &view.index.index;
         let now = Utc::now();
-        let (entries, position_of): (_, fn(&workteams_evaluation::AccessEntry) -> uuid::Uuid) = match &request.target {
+        let after = page_token.map(|token| token.last_id);
+        let page_size = request.page_size;
+        let (page, position_of): (_, fn(&workteams_evaluation::AccessEntry) -> uuid::Uuid) = match &request.target {
             ListTarget::User {
                 user,
                 organization,
                 resource_type,
             } => (
-                access::list_user_access(index, user, organization.as_ref(), resource_type.as_deref(), now)?,
+                access::list_user_access(
+                    index,
+                    user,
+                    organization.as_ref(),
+                    resource_type.as_deref(),
+                    now,
+                    PageRequest {
+                        after: after.map(ResourceId::from_uuid),
+                        size: page_size,
+                    },
+                )?,
                 |entry| *entry.resource_id.as_uuid(),
             ),
             ListTarget::Resource(resource) => (
-                access::list_resource_access(index, resource, now)?,
+                access::list_resource_access(
+                    index,
+                    resource,
+                    now,
+                    PageRequest {
+                        after: after.map(UserId::from_uuid),
+                        size: page_size,
+                    },
+                )?,
                 |entry| *entry.user_id.as_uuid(),
             ),
         };
 
-        // Entries come sorted by the listed id, so the page continues after
-        // the last id of the previous one.
-        let start = page_token.map_or(0, |token| entries.partition_point(|entry| position_of(entry) <= token.last_id));
-        let page = entries.get(start..).unwrap_or_default();
-        let page = &page[..page.len().min(request.page_size)];
-        let more = start + page.len() < entries.len();
-
+        // Pages follow the listed id, so the next one continues after the
+        // last id of this one.
+        let more = page.more;
+        let page = page.entries;
         let next_page_token = match page.last() {
             Some(last) if more => PageToken {
                 query_fingerprint: fingerprint,

@@ -1,16 +1,17 @@
 //! Listing who can use what. Each listing gathers a superset of candidates
-//! from the index's reverse links, then evaluates every candidate with
-//! [`Index::evaluate_handles`], so a listing always agrees with evaluation.
+//! from the index's reverse links, then evaluates the candidates of the
+//! requested page with [`Index::evaluate_handles`], so a listing always
+//! agrees with evaluation.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use foldhash::fast::FixedState;
-use workteams_domain::{MemberStatus, PermissionSet};
+use workteams_domain::{MemberStatus, PermissionSet, ResourceId, UserId};
 
 use super::Index;
 use super::store::instant;
-use crate::access::{AccessEntry, AccessFilter};
+use crate::access::{AccessEntry, AccessFilter, AccessPage, PageRequest};
 
 impl Index {
     pub(super) fn list_for_user(
@@ -18,22 +19,23 @@ impl Index {
         user: u32,
         filter: &AccessFilter,
         now: DateTime<Utc>,
-    ) -> Vec<AccessEntry> {
+        page: PageRequest<ResourceId>,
+    ) -> AccessPage {
         let user_slot = self.users.get(user);
         if !user_slot.present {
-            return Vec::new();
+            return AccessPage::default();
         }
         let organization_filter = match filter.organization {
             Some(id) => match self.organization_handle(id) {
                 Some(handle) => Some(handle),
-                None => return Vec::new(),
+                None => return AccessPage::default(),
             },
             None => None,
         };
         let type_filter = match &filter.resource_type {
             Some(name) => match self.types.handle(name) {
                 Some(handle) => Some(handle),
-                None => return Vec::new(),
+                None => return AccessPage::default(),
             },
             None => None,
         };
@@ -72,26 +74,31 @@ impl Index {
 
         candidates.sort_unstable();
         candidates.dedup();
-        let mut entries: Vec<AccessEntry> = candidates
-            .into_iter()
-            .filter(|resource| {
-                let slot = self.resources.get(*resource);
-                organization_filter.is_none_or(|handle| handle == slot.organization)
-                    && type_filter.is_none_or(|handle| handle == slot.resource_type)
-            })
-            .filter_map(|resource| self.access_entry(user, resource, now))
-            .collect();
-        entries.sort_unstable_by_key(|entry| entry.resource_id);
-        entries
+        candidates.retain(|resource| {
+            let slot = self.resources.get(*resource);
+            organization_filter.is_none_or(|handle| handle == slot.organization)
+                && type_filter.is_none_or(|handle| handle == slot.resource_type)
+        });
+        select_page(
+            candidates,
+            |resource| self.resources.get(resource).id,
+            page,
+            |resource| self.access_entry(user, resource, now),
+        )
     }
 
-    pub(super) fn list_for_resource(&self, resource: u32, now: DateTime<Utc>) -> Vec<AccessEntry> {
+    pub(super) fn list_for_resource(
+        &self,
+        resource: u32,
+        now: DateTime<Utc>,
+        page: PageRequest<UserId>,
+    ) -> AccessPage {
         let resource_slot = self.resources.get(resource);
         if !resource_slot.present {
-            return Vec::new();
+            return AccessPage::default();
         }
         let Some(definition) = self.types.definition(resource_slot.resource_type) else {
-            return Vec::new();
+            return AccessPage::default();
         };
 
         let mut candidates = Vec::new();
@@ -126,12 +133,12 @@ impl Index {
 
         candidates.sort_unstable();
         candidates.dedup();
-        let mut entries: Vec<AccessEntry> = candidates
-            .into_iter()
-            .filter_map(|user| self.access_entry(user, resource, now))
-            .collect();
-        entries.sort_unstable_by_key(|entry| entry.user_id);
-        entries
+        select_page(
+            candidates,
+            |user| self.users.get(user).id,
+            page,
+            |user| self.access_entry(user, resource, now),
+        )
     }
 
     fn access_entry(&self, user: u32, resource: u32, now: DateTime<Utc>) -> Option<AccessEntry> {
@@ -191,4 +198,57 @@ impl Index {
         }
         reached
     }
+}
+
+/// Smallest number of candidates sorted and evaluated at a time.
+const MIN_PAGE_CHUNK: usize = 64;
+
+/// Evaluates distinct `candidates` in the order of their listed id, from
+/// just after `page.after`, until the page is full and one more entry shows
+/// that another page follows. Only the candidates a page needs are sorted
+/// and evaluated, so a page costs a pass over the candidates plus its own
+/// evaluations, wherever it starts in the listing.
+fn select_page<Id: Ord + Copy>(
+    candidates: Vec<u32>,
+    listed_id: impl Fn(u32) -> Id,
+    page: PageRequest<Id>,
+    entry: impl Fn(u32) -> Option<AccessEntry>,
+) -> AccessPage {
+    let mut remaining: Vec<(Id, u32)> = candidates
+        .into_iter()
+        .map(|candidate| (listed_id(candidate), candidate))
+        .filter(|(id, _)| page.after.is_none_or(|after| *id > after))
+        .collect();
+    let needed_entries = page.size.saturating_add(1);
+    let mut entries = Vec::new();
+    let mut chunk_size = 0;
+    let mut rest = remaining.as_mut_slice();
+
+    while entries.len() < needed_entries && !rest.is_empty() {
+        // Doubling the chunk keeps the passes over the candidates few even
+        // when most of them grant nothing.
+        chunk_size = (needed_entries - entries.len())
+            .max(chunk_size * 2)
+            .max(MIN_PAGE_CHUNK)
+            .min(rest.len());
+        if chunk_size < rest.len() {
+            rest.select_nth_unstable(chunk_size - 1);
+        }
+        let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(chunk_size);
+        chunk.sort_unstable();
+
+        for (_, candidate) in chunk.iter() {
+            if let Some(found) = entry(*candidate) {
+                entries.push(found);
+                if entries.len() == needed_entries {
+                    break;
+                }
+            }
+        }
+        rest = tail;
+    }
+
+    let more = entries.len() > page.size;
+    entries.truncate(page.size);
+    AccessPage { entries, more }
 }
