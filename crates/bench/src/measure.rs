@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::engine::BoxFuture;
+
 /// When a run stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
@@ -157,6 +159,83 @@ where
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let concurrency = concurrency.max(1);
+    let (latencies, elapsed) = task_latencies(concurrency, budget, 0, operation).await?;
+    Ok(LatencyStats::from_latencies(
+        latencies,
+        concurrency,
+        elapsed,
+    ))
+}
+
+/// An operation measured by [`run_tasks_interleaved`], called with a
+/// position.
+pub type TaskOperation = Arc<dyn Fn(usize) -> BoxFuture<anyhow::Result<()>> + Send + Sync>;
+
+/// Measures several operations in alternating rounds and pools each one's
+/// latencies over the rounds, so a disturbance on the machine (another
+/// process, a background flush) falls on every operation instead of on
+/// whichever ran at that moment. Each operation runs for `time` in all.
+pub async fn run_tasks_interleaved(
+    concurrency: usize,
+    time: Duration,
+    rounds: usize,
+    operations: &[TaskOperation],
+) -> anyhow::Result<Vec<LatencyStats>> {
+    let concurrency = concurrency.max(1);
+    let rounds = rounds.max(1);
+    let round_time = time / u32::try_from(rounds).unwrap_or(u32::MAX);
+    let mut latencies = vec![Vec::new(); operations.len()];
+    let mut elapsed = vec![Duration::ZERO; operations.len()];
+
+    for round in 0..rounds {
+        // Reversing the order every other round keeps one operation from
+        // always running right after another.
+        let mut order: Vec<usize> = (0..operations.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        // Each round starts further along the positions, so a round does
+        // not repeat the previous round's checks.
+        let first_position = round * ROUND_POSITION_STRIDE;
+
+        for index in order {
+            let operation = Arc::clone(&operations[index]);
+            let (round_latencies, round_elapsed) = task_latencies(
+                concurrency,
+                Budget::new(u64::MAX, round_time),
+                first_position,
+                move |position| operation(position),
+            )
+            .await?;
+            latencies[index].extend(round_latencies);
+            elapsed[index] += round_elapsed;
+        }
+    }
+
+    Ok(latencies
+        .into_iter()
+        .zip(elapsed)
+        .map(|(latencies, elapsed)| LatencyStats::from_latencies(latencies, concurrency, elapsed))
+        .collect())
+}
+
+/// Distance between the first positions of two rounds of
+/// [`run_tasks_interleaved`]: a prime, so rounds start at different cases
+/// whatever their number.
+const ROUND_POSITION_STRIDE: usize = 1_000_003;
+
+/// Runs the tasks of [`run_tasks`] and returns every latency in
+/// nanoseconds with the wall time of the run.
+async fn task_latencies<F, Fut>(
+    concurrency: usize,
+    budget: Budget,
+    first_position: usize,
+    operation: F,
+) -> anyhow::Result<(Vec<u64>, Duration)>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let operation = Arc::new(operation);
     let started = Instant::now();
     let deadline = started + budget.time;
@@ -166,7 +245,7 @@ where
         tasks.spawn(async move {
             let mut latencies =
                 Vec::with_capacity(budget.operations_per_worker.min(1 << 20) as usize);
-            let offset = worker * 7_919;
+            let offset = first_position + worker * 7_919;
             for position in 0..budget.operations_per_worker as usize {
                 let before = Instant::now();
                 if before >= deadline {
@@ -182,11 +261,7 @@ where
     while let Some(result) = tasks.join_next().await {
         latencies.extend(result??);
     }
-    Ok(LatencyStats::from_latencies(
-        latencies,
-        concurrency,
-        started.elapsed(),
-    ))
+    Ok((latencies, started.elapsed()))
 }
 
 /// Times one operation.
@@ -239,5 +314,72 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(stats.operations, 100);
+    }
+
+    fn counting_operation(calls: Arc<std::sync::atomic::AtomicU64>) -> TaskOperation {
+        Arc::new(move |_| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok(())
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn interleaved_pools_every_round() {
+        let first_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let second_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let operations = [
+            counting_operation(Arc::clone(&first_calls)),
+            counting_operation(Arc::clone(&second_calls)),
+        ];
+
+        let stats = run_tasks_interleaved(2, Duration::from_millis(80), 4, &operations)
+            .await
+            .unwrap();
+
+        assert_eq!(stats.len(), 2);
+        assert_eq!(stats[0].operations, first_calls.load(Ordering::Relaxed));
+        assert_eq!(stats[1].operations, second_calls.load(Ordering::Relaxed));
+        assert!(stats[0].operations >= 8, "{:?}", stats[0]);
+        assert!(stats[1].operations >= 8, "{:?}", stats[1]);
+        assert_eq!(stats[0].concurrency, 2);
+        assert!(
+            stats[0].elapsed >= Duration::from_millis(80),
+            "{:?}",
+            stats[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn interleaved_rounds_move_positions() {
+        let positions = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&positions);
+        let operation: TaskOperation = Arc::new(move |position| {
+            recorded.lock().unwrap().push(position);
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok(())
+            })
+        });
+
+        run_tasks_interleaved(1, Duration::from_millis(20), 2, &[operation])
+            .await
+            .unwrap();
+
+        let positions = positions.lock().unwrap();
+        assert_eq!(positions.first(), Some(&0));
+        assert!(positions.contains(&ROUND_POSITION_STRIDE), "{positions:?}");
+    }
+
+    #[tokio::test]
+    async fn interleaved_passes_errors() {
+        let failing: TaskOperation =
+            Arc::new(|_| Box::pin(async { Err(anyhow::anyhow!("engine failed")) }));
+
+        let result = run_tasks_interleaved(1, Duration::from_millis(10), 2, &[failing]).await;
+
+        assert!(result.is_err());
     }
 }

@@ -687,7 +687,14 @@ impl SizeReport {
             }
         }
         out.push('\n');
-        if !grpc {
+        if grpc {
+            let _ = writeln!(
+                out,
+                "Each row was measured in alternating rounds together with the row it is compared with: Work Teams' \
+                 `CheckAccess` with the empty RPC, and each peer with Work Teams' `CheckAccess` on the same portable \
+                 checks (the ours column). A disturbance on the machine therefore falls on both sides of a ratio.\n"
+            );
+        } else {
             let _ = writeln!(
                 out,
                 "Each timed call also pays for reading the clock twice (an estimated 20–40 ns in total, not measured by this \

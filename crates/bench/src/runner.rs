@@ -17,7 +17,7 @@ use crate::engine::{BatchEngine, CheckEngine, EngineInfo, PeerEngine, PeerFactor
 use crate::graph::{CheckCase, Graph, RuleSet, non_portable_rules};
 use crate::import::{self, IdMap};
 use crate::machine::{Machine, git_commit, load_average};
-use crate::measure::{Budget, LatencyStats, run_tasks, run_threads};
+use crate::measure::{Budget, LatencyStats, TaskOperation, run_tasks_interleaved, run_threads};
 use crate::ours::{LiveBytes, OurEngine};
 use crate::report::{
     BatchRow, CaseSet, Counts, LatencyRow, PropagationRow, Report, SidecarLoad, SizeReport,
@@ -35,6 +35,9 @@ pub struct Profile {
     pub in_process_time: Duration,
     /// Time of one gRPC latency measurement.
     pub grpc_time: Duration,
+    /// Alternating rounds a gRPC measurement is split into, with the
+    /// engine it is compared with (see [`run_tasks_interleaved`]).
+    pub grpc_rounds: usize,
     /// In-flight calls that saturate the cores over gRPC.
     pub saturating_tasks: usize,
     /// Users and folders whose effective access is listed.
@@ -57,6 +60,7 @@ impl Profile {
             cases_per_pattern: 4_000,
             in_process_time: Duration::from_millis(250),
             grpc_time: Duration::from_millis(400),
+            grpc_rounds: 4,
             saturating_tasks: 32,
             list_targets: 10,
             propagation_writes: 10,
@@ -72,6 +76,7 @@ impl Profile {
             cases_per_pattern: 20_000,
             in_process_time: Duration::from_secs(2),
             grpc_time: Duration::from_secs(3),
+            grpc_rounds: 6,
             saturating_tasks: 32,
             list_targets: 40,
             propagation_writes: 40,
@@ -87,6 +92,7 @@ impl Profile {
             cases_per_pattern: 300,
             in_process_time: Duration::from_millis(50),
             grpc_time: Duration::from_millis(100),
+            grpc_rounds: 2,
             saturating_tasks: 4,
             list_targets: 3,
             propagation_writes: 2,
@@ -777,16 +783,13 @@ async fn run_services(
     };
     remember(engines, empty_engine.info());
     let concurrencies = dedup(&[1, profile.saturating_tasks]);
-    let mut sidecar_stats: HashMap<(Pattern, RuleSet, usize), LatencyStats> = HashMap::new();
     for pattern in Pattern::ALL {
         let cases = samples.eligible(pattern, RuleSet::EMPTY);
         for concurrency in &concurrencies {
-            for engine in [&sidecar_engine as &dyn RemoteEngine, &empty_engine] {
-                let stats =
-                    measure_remote(engine, graph, &cases, *concurrency, profile.grpc_time).await?;
-                if engine.info().name == sidecar_info.name {
-                    sidecar_stats.insert((pattern, RuleSet::EMPTY, *concurrency), stats);
-                }
+            let engines = [&sidecar_engine as &dyn RemoteEngine, &empty_engine];
+            let stats =
+                measure_side_by_side(&engines, graph, &cases, *concurrency, profile).await?;
+            for (engine, stats) in engines.iter().zip(stats) {
                 report.grpc.push(LatencyRow {
                     engine: engine.info().name,
                     pattern: pattern.name(),
@@ -807,7 +810,6 @@ async fn run_services(
             samples,
             &concurrencies,
             profile,
-            &mut sidecar_stats,
             report,
         )
         .await
@@ -845,18 +847,29 @@ async fn run_services(
     Ok(())
 }
 
-async fn measure_remote(
-    engine: &dyn RemoteEngine,
+/// Measures engines on the same checks in alternating rounds and returns
+/// their statistics in the order given.
+async fn measure_side_by_side(
+    engines: &[&dyn RemoteEngine],
     graph: &Graph<'_>,
     cases: &[CheckCase],
     concurrency: usize,
-    time: Duration,
-) -> anyhow::Result<LatencyStats> {
-    let prepared = engine.prepare(graph, cases)?;
-    run_tasks(concurrency, Budget::new(u64::MAX, time), move |position| {
-        let call = prepared.check(position);
-        async move { call.await.map(|_| ()) }
-    })
+    profile: &Profile,
+) -> anyhow::Result<Vec<LatencyStats>> {
+    let mut operations: Vec<TaskOperation> = Vec::with_capacity(engines.len());
+    for engine in engines {
+        let prepared = engine.prepare(graph, cases)?;
+        operations.push(Arc::new(move |position| {
+            let call = prepared.check(position);
+            Box::pin(async move { call.await.map(|_| ()) })
+        }));
+    }
+    run_tasks_interleaved(
+        concurrency,
+        profile.grpc_time,
+        profile.grpc_rounds,
+        &operations,
+    )
     .await
 }
 
@@ -868,7 +881,6 @@ async fn run_remote_peer(
     samples: &Samples,
     concurrencies: &[usize],
     profile: &Profile,
-    sidecar_stats: &mut HashMap<(Pattern, RuleSet, usize), LatencyStats>,
     report: &mut SizeReport,
 ) -> anyhow::Result<()> {
     let info = engine.info();
@@ -905,25 +917,15 @@ async fn run_remote_peer(
             continue;
         }
         for concurrency in concurrencies {
+            let engines = [engine, sidecar as &dyn RemoteEngine];
             let stats =
-                measure_remote(engine, graph, &cases, *concurrency, profile.grpc_time).await?;
-            let key = (pattern, info.unsupported, *concurrency);
-            let ours = match sidecar_stats.get(&key) {
-                Some(stats) => *stats,
-                None => {
-                    let stats =
-                        measure_remote(sidecar, graph, &cases, *concurrency, profile.grpc_time)
-                            .await?;
-                    sidecar_stats.insert(key, stats);
-                    stats
-                }
-            };
+                measure_side_by_side(&engines, graph, &cases, *concurrency, profile).await?;
             report.grpc.push(LatencyRow {
                 engine: info.name.clone(),
                 pattern: pattern.name(),
                 cases: CaseSet::Portable,
-                stats,
-                ours: Some(ours),
+                stats: stats[0],
+                ours: Some(stats[1]),
             });
         }
     }
