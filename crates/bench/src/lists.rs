@@ -87,8 +87,14 @@ fn positions_of_users(graph: &Graph<'_>, ids: &[String]) -> anyhow::Result<BTree
         .collect()
 }
 
-fn mean_items(lists: &[BTreeSet<usize>]) -> f64 {
-    lists.iter().map(BTreeSet::len).sum::<usize>() as f64 / lists.len().max(1) as f64
+/// Computes the mean number of items over the lists given.
+fn mean_items<'a>(lists: impl IntoIterator<Item = &'a BTreeSet<usize>>) -> f64 {
+    let (count, total) = lists
+        .into_iter()
+        .fold((0_usize, 0_usize), |(count, total), list| {
+            (count + 1, total + list.len())
+        });
+    total as f64 / count.max(1) as f64
 }
 
 /// Longest time one engine spends on the list queries of one kind; an
@@ -145,7 +151,7 @@ fn timed<T>(
     })
 }
 
-/// Converts the answered queries' ids to positions, keeping `None` for
+/// Converts the ids each query returned to positions, keeping `None` for
 /// the queries stopped at a time limit.
 fn answered_positions(
     results: &[Option<Vec<String>>],
@@ -155,11 +161,6 @@ fn answered_positions(
         .iter()
         .map(|result| result.as_deref().map(&positions_of).transpose())
         .collect()
-}
-
-fn mean_answered_items(lists: &[Option<BTreeSet<usize>>]) -> f64 {
-    let answered: Vec<&BTreeSet<usize>> = lists.iter().flatten().collect();
-    answered.iter().map(|list| list.len()).sum::<usize>() as f64 / answered.len().max(1) as f64
 }
 
 impl OurLists {
@@ -355,7 +356,7 @@ pub fn measure_peer(
         target: "user",
         stats: user_lists.stats,
         ours: Some(ours.user_stats),
-        mean_items: mean_answered_items(&user_sets),
+        mean_items: mean_items(user_sets.iter().flatten()),
         compared_items: 0,
         excluded_items: 0,
         differences: Vec::new(),
@@ -382,7 +383,7 @@ pub fn measure_peer(
         target: "resource",
         stats: folder_lists.stats,
         ours: Some(ours.folder_stats),
-        mean_items: mean_answered_items(&folder_sets),
+        mean_items: mean_items(folder_sets.iter().flatten()),
         compared_items: 0,
         excluded_items: 0,
         differences: Vec::new(),
@@ -563,12 +564,12 @@ mod tests {
 
     #[test]
     fn mean_skips_unanswered_queries() {
-        let lists = vec![
+        let lists = [
             Some(BTreeSet::from([1, 2])),
             None,
             Some(BTreeSet::from([3, 4, 5, 6])),
         ];
 
-        assert!((mean_answered_items(&lists) - 3.0).abs() < 1e-9);
+        assert!((mean_items(lists.iter().flatten()) - 3.0).abs() < 1e-9);
     }
 }

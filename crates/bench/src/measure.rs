@@ -147,26 +147,6 @@ where
     Ok(LatencyStats::from_latencies(latencies, threads, elapsed))
 }
 
-/// Runs `concurrency` tasks on the current runtime, each awaiting
-/// `operation(position)` in turn, until the budget ends.
-pub async fn run_tasks<F, Fut>(
-    concurrency: usize,
-    budget: Budget,
-    operation: F,
-) -> anyhow::Result<LatencyStats>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let concurrency = concurrency.max(1);
-    let (latencies, elapsed) = task_latencies(concurrency, budget, 0, operation).await?;
-    Ok(LatencyStats::from_latencies(
-        latencies,
-        concurrency,
-        elapsed,
-    ))
-}
-
 /// An operation measured by [`run_tasks_interleaved`], called with a
 /// position.
 pub type TaskOperation = Arc<dyn Fn(usize) -> BoxFuture<anyhow::Result<()>> + Send + Sync>;
@@ -224,8 +204,9 @@ pub async fn run_tasks_interleaved(
 /// whatever their number.
 const ROUND_POSITION_STRIDE: usize = 1_000_003;
 
-/// Runs the tasks of [`run_tasks`] and returns every latency in
-/// nanoseconds with the wall time of the run.
+/// Runs `concurrency` tasks, each awaiting `operation(position)` in turn
+/// until the budget ends, and returns every latency in nanoseconds with the
+/// wall time of the run.
 async fn task_latencies<F, Fut>(
     concurrency: usize,
     budget: Budget,
@@ -308,12 +289,13 @@ mod tests {
 
     #[tokio::test]
     async fn tasks_stop_at_operation_budget() {
-        let stats = run_tasks(4, Budget::new(25, Duration::from_secs(10)), |_| async {
-            Ok(())
-        })
-        .await
-        .unwrap();
-        assert_eq!(stats.operations, 100);
+        let (latencies, _) =
+            task_latencies(4, Budget::new(25, Duration::from_secs(10)), 0, |_| async {
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(latencies.len(), 100);
     }
 
     fn counting_operation(calls: Arc<std::sync::atomic::AtomicU64>) -> TaskOperation {

@@ -90,8 +90,8 @@ pub struct ListRow {
 }
 
 impl ListRow {
-    /// Whether a latency this row reports reached the engine's time limit,
-    /// so the true figure is higher.
+    /// Checks whether a latency of this row reached the engine's time limit,
+    /// in which case the true figure is higher.
     fn reached_limit(&self, latency: Duration) -> bool {
         self.timed_out > 0 && self.time_limit.is_some_and(|limit| latency >= limit)
     }
